@@ -25,8 +25,8 @@ use crate::api::{Priority, TicketStatus};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use embedded::EmbeddedStore;
-pub use redis::RedisStore;
+
+
 
 /// Unix time in milliseconds.
 pub type Millis = u64;
