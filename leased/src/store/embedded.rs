@@ -1,0 +1,318 @@
+//! The embedded lease store: the state machine of `state.rs` kept in memory and written through
+//! to a redb file on every change, so a restart (or kill -9) of leased loses no lease.
+//!
+//! One daemon owns the file (redb locks it); operations are serialised by a mutex and each one
+//! commits durably before it answers.
+
+use super::state::{BoardRecord, Dirty, LabState};
+use super::{
+    Acquire, AcquireOutcome, BoardKey, BoardState, LeaseRecord, LeaseStore, Millis, ReapReport,
+    StoreCounts, StoreError, StoreResult, TicketPoll, TicketRecord,
+};
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+const BOARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("boards");
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+const TICKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tickets");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SEQ_KEY: &str = "seq";
+
+struct Inner {
+    state: LabState,
+    db: Database,
+}
+
+/// The default store: a single-node, persistent file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Mutex<Inner>>,
+    path: PathBuf,
+    grants: broadcast::Sender<String>,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{}: {e}", path.display()))
+}
+
+fn read_table<T: DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<&str, &[u8]>,
+) -> StoreResult<Vec<T>> {
+    let table = match txn.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(corrupt(def.name(), e)),
+    };
+    let mut out = Vec::new();
+    for row in table.iter().map_err(|e| corrupt(def.name(), e))? {
+        let (k, v) = row.map_err(|e| corrupt(def.name(), e))?;
+        let rec = serde_json::from_slice(v.value())
+            .map_err(|e| corrupt(&format!("{} record '{}'", def.name(), k.value()), e))?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+fn write_rows<'a, T: Serialize + 'a>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<&str, &[u8]>,
+    keys: &std::collections::HashSet<String>,
+    get: impl Fn(&str) -> Option<&'a T>,
+) -> Result<(), redb::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.open_table(def)?;
+    for key in keys {
+        match get(key) {
+            Some(rec) => {
+                let bytes = serde_json::to_vec(rec).map_err(|e| {
+                    redb::Error::Io(std::io::Error::other(format!("encoding {key}: {e}")))
+                })?;
+                table.insert(key.as_str(), bytes.as_slice())?;
+            }
+            None => {
+                table.remove(key.as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Writes what the last operation changed, durably.
+    fn persist(&mut self) -> StoreResult<()> {
+        let dirty = std::mem::take(&mut self.state.dirty);
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        self.write(&dirty).map_err(|e| {
+            // Keep the changes pending so that the next operation writes them again.
+            let d = &mut self.state.dirty;
+            d.boards.extend(dirty.boards);
+            d.leases.extend(dirty.leases);
+            d.tickets.extend(dirty.tickets);
+            d.seq |= dirty.seq;
+            StoreError::Unavailable(format!("writing the lease store: {e}"))
+        })
+    }
+
+    fn write(&self, dirty: &Dirty) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        let s = &self.state;
+        write_rows(&txn, BOARDS, &dirty.boards, |k| s.boards.get(k))?;
+        write_rows(&txn, LEASES, &dirty.leases, |k| s.leases.get(k))?;
+        write_rows(&txn, TICKETS, &dirty.tickets, |k| s.tickets.get(k))?;
+        if dirty.seq {
+            txn.open_table(META)?.insert(SEQ_KEY, s.seq)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file, creating its directory.
+    pub fn open(path: &Path) -> StoreResult<EmbeddedStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        }
+        let db = Database::builder()
+            .set_cache_size(4 * 1024 * 1024)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+                    "{} is already in use by another leased",
+                    path.display()
+                )),
+                other => io_err(path, other),
+            })?;
+        let txn = db.begin_read().map_err(|e| io_err(path, e))?;
+        let boards: Vec<BoardRecord> = read_table(&txn, BOARDS)?;
+        let leases: Vec<LeaseRecord> = read_table(&txn, LEASES)?;
+        let tickets: Vec<TicketRecord> = read_table(&txn, TICKETS)?;
+        let seq = match txn.open_table(META) {
+            Ok(t) => t
+                .get(SEQ_KEY)
+                .map_err(|e| corrupt("meta", e))?
+                .map(|v| v.value())
+                .unwrap_or(0),
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(corrupt("meta", e)),
+        };
+        drop(txn);
+        let state = LabState::restore(boards, leases, tickets, seq);
+        let (grants, _) = broadcast::channel(1024);
+        Ok(EmbeddedStore {
+            inner: Arc::new(Mutex::new(Inner { state, db })),
+            path: path.to_path_buf(),
+            grants,
+        })
+    }
+
+    /// Runs one operation on the state and commits what it changed, off the async threads.
+    async fn op<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut LabState) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        let grants = self.grants.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner
+                .lock()
+                .map_err(|_| StoreError::Unavailable("lease store lock poisoned".into()))?;
+            let result = f(&mut guard.state);
+            let granted = std::mem::take(&mut guard.state.granted);
+            // Persist even when the operation failed: its reap may have changed things.
+            guard.persist()?;
+            drop(guard);
+            for t in granted {
+                let _ = grants.send(t);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("lease store task failed: {e}")))?
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&LabState) -> T) -> StoreResult<T> {
+        let guard = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("lease store lock poisoned".into()))?;
+        Ok(f(&guard.state))
+    }
+}
+
+#[async_trait]
+impl LeaseStore for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn sync_boards(&self, boards: &[BoardKey], now: Millis) -> StoreResult<()> {
+        let boards = boards.to_vec();
+        self.op(move |s| {
+            s.sync_boards(&boards, now);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn acquire(&self, req: &Acquire, now: Millis) -> StoreResult<AcquireOutcome> {
+        let req = req.clone();
+        self.op(move |s| s.acquire(&req, now)).await
+    }
+
+    async fn poll_ticket(&self, ticket: &str, now: Millis) -> StoreResult<TicketPoll> {
+        let ticket = ticket.to_string();
+        self.op(move |s| s.poll_ticket(&ticket, now)).await
+    }
+
+    async fn ticket(&self, ticket: &str, now: Millis) -> StoreResult<Option<TicketRecord>> {
+        let ticket = ticket.to_string();
+        self.op(move |s| {
+            s.reap(now);
+            Ok(s.tickets.get(&ticket).cloned())
+        })
+        .await
+    }
+
+    async fn cancel_ticket(&self, ticket: &str, now: Millis) -> StoreResult<()> {
+        let ticket = ticket.to_string();
+        self.op(move |s| s.cancel_ticket(&ticket, now)).await
+    }
+
+    async fn lease(&self, id: &str, now: Millis) -> StoreResult<Option<LeaseRecord>> {
+        let id = id.to_string();
+        self.op(move |s| {
+            s.reap(now);
+            Ok(s.leases.get(&id).cloned())
+        })
+        .await
+    }
+
+    async fn renew(&self, id: &str, ttl_ms: Millis, now: Millis) -> StoreResult<LeaseRecord> {
+        let id = id.to_string();
+        self.op(move |s| s.renew(&id, ttl_ms, now)).await
+    }
+
+    async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord> {
+        let id = id.to_string();
+        self.op(move |s| s.release(&id, now)).await
+    }
+
+    async fn leases(&self, now: Millis) -> StoreResult<Vec<LeaseRecord>> {
+        self.op(move |s| {
+            s.reap(now);
+            Ok(s.active_leases())
+        })
+        .await
+    }
+
+    async fn boards(&self, now: Millis) -> StoreResult<Vec<BoardState>> {
+        self.op(move |s| {
+            s.reap(now);
+            Ok(s.board_states())
+        })
+        .await
+    }
+
+    async fn set_drain(
+        &self,
+        board: &str,
+        reason: Option<String>,
+        drained: bool,
+        now: Millis,
+    ) -> StoreResult<BoardState> {
+        let board = board.to_string();
+        self.op(move |s| s.set_drain(&board, reason, drained, now))
+            .await
+    }
+
+    async fn report_health(
+        &self,
+        board: &str,
+        ok: bool,
+        failure_threshold: u32,
+        now: Millis,
+    ) -> StoreResult<BoardState> {
+        let board = board.to_string();
+        self.op(move |s| s.report_health(&board, ok, failure_threshold, now))
+            .await
+    }
+
+    async fn reap(&self, now: Millis) -> StoreResult<ReapReport> {
+        self.op(move |s| Ok(s.reap(now))).await
+    }
+
+    async fn counts(&self, now: Millis) -> StoreResult<StoreCounts> {
+        self.op(move |s| {
+            s.reap(now);
+            Ok(s.counts())
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|_| ())
+    }
+
+    fn subscribe_grants(&self) -> broadcast::Receiver<String> {
+        self.grants.subscribe()
+    }
+}

@@ -20,13 +20,14 @@
 
 pub mod embedded;
 pub mod redis;
+pub mod state;
 
 use crate::api::{Priority, TicketStatus};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-
-
+pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
 
 /// Unix time in milliseconds.
 pub type Millis = u64;
@@ -251,10 +252,17 @@ pub trait LeaseStore: Send + Sync + 'static {
 }
 
 impl TicketPoll {
-    pub fn into_status(self, to_lease: impl FnOnce(LeaseRecord) -> crate::api::Lease) -> TicketStatus {
+    pub fn into_status(
+        self,
+        to_lease: impl FnOnce(LeaseRecord) -> crate::api::Lease,
+    ) -> TicketStatus {
         match self {
-            TicketPoll::Waiting { ticket, position } => TicketStatus::Waiting(ticket.to_api(position)),
-            TicketPoll::Granted(lease) => TicketStatus::Granted { lease: to_lease(lease) },
+            TicketPoll::Waiting { ticket, position } => {
+                TicketStatus::Waiting(ticket.to_api(position))
+            }
+            TicketPoll::Granted(lease) => TicketStatus::Granted {
+                lease: to_lease(lease),
+            },
         }
     }
 }
