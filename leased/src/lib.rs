@@ -3,5 +3,13 @@
 //! the tests).
 
 pub mod api;
+pub mod auth;
+pub mod config;
 pub mod lab;
+pub mod server;
 pub mod store;
+
+pub use config::Config;
+pub use server::serve;
+#[doc(hidden)]
+pub mod testing;

@@ -1,0 +1,6 @@
+//! One file per group of endpoints (DESIGN §3).
+
+pub mod boards;
+pub mod health;
+pub mod lease;
+pub mod queue;

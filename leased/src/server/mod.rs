@@ -1,0 +1,291 @@
+//! The daemon: its shared state, the HTTP router, and the background work (reaping expired
+//! leases, probing unhealthy boards, re-registering the lab after a store wipe).
+
+mod error;
+mod handlers;
+mod metrics;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+use crate::api::{API_VERSION, API_VERSION_HEADER, MAX_BODY_BYTES};
+use crate::auth::{Auth, Caller};
+use crate::config::{Config, StoreSpec};
+use crate::lab::{Board, Lab};
+use crate::store::{BoardKey, EmbeddedStore, LeaseStore, Millis, RedisStore, StoreError};
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue};
+use axum::routing::{get, post};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Longest a single long poll of a queue ticket is held open.
+pub const LONG_POLL_MAX: Duration = Duration::from_secs(25);
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub lab: Lab,
+    pub boards: HashMap<String, Board>,
+    pub store: Arc<dyn LeaseStore>,
+    pub auth: Auth,
+    pub metrics: Metrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Identifies the caller of a request.
+    pub fn caller(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+        Ok(self.auth.identify(headers)?)
+    }
+
+    fn board_keys(&self) -> Vec<BoardKey> {
+        self.lab
+            .boards
+            .iter()
+            .map(|b| BoardKey {
+                id: b.board_id.clone(),
+                family: b.soc_family.clone(),
+                location: b.lab_location.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Opens the store a configuration names.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn LeaseStore>> {
+    Ok(match &config.store {
+        StoreSpec::Redis(url) => Arc::new(RedisStore::connect(url, &config.redis_prefix).await?),
+        StoreSpec::Embedded(path) => Arc::new(EmbeddedStore::open(path)?),
+    })
+}
+
+/// Loads the lab, the tokens and the store, and registers the boards.
+pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    build_with_store(config, store).await
+}
+
+/// Like [`build`], with a store the caller opened (tests, benchmarks).
+pub async fn build_with_store(
+    config: Config,
+    store: Arc<dyn LeaseStore>,
+) -> anyhow::Result<AppState> {
+    config.check()?;
+    let lab = Lab::load(&config.boards)?;
+    let auth = match &config.tokens {
+        Some(path) => Auth::load(path)?,
+        None => Auth::open(),
+    };
+    let boards = lab
+        .boards
+        .iter()
+        .map(|b| (b.board_id.clone(), b.clone()))
+        .collect();
+    let state = AppState(Arc::new(Inner {
+        config,
+        lab,
+        boards,
+        store,
+        auth,
+        metrics: Metrics::default(),
+    }));
+    match state.store.sync_boards(&state.board_keys(), now_ms()).await {
+        Ok(()) => {}
+        // The maintenance loop registers the lab once the store answers.
+        Err(StoreError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "lease store unavailable at start; serving 503 until it answers")
+        }
+        Err(e) => return Err(e).context("registering the lab's boards in the lease store"),
+    }
+    Ok(state)
+}
+
+/// The HTTP API of DESIGN §3.
+pub fn router(state: AppState) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/api/v1/health", get(health::get))
+        .route("/api/v1/boards", get(boards::list))
+        .route("/api/v1/boards/{id}/drain", post(boards::drain))
+        .route("/api/v1/boards/{id}/undrain", post(boards::undrain))
+        .route("/api/v1/boards/{id}/health", post(boards::report_health))
+        .route("/api/v1/lease", post(lease::acquire))
+        .route("/api/v1/leases", get(lease::list))
+        .route(
+            "/api/v1/lease/{id}",
+            get(lease::read).delete(lease::release),
+        )
+        .route("/api/v1/lease/{id}/renew", post(lease::renew))
+        .route(
+            "/api/v1/queue/{ticket}",
+            get(queue::poll).delete(queue::cancel),
+        )
+        .route("/metrics", get(metrics::get))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(API_VERSION_HEADER),
+            HeaderValue::from_static(API_VERSION),
+        ))
+        .with_state(state)
+}
+
+async fn fallback(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        crate::api::codes::BAD_REQUEST,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Runs the daemon on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = build(config).await?;
+    serve_state(state, listener, shutdown).await
+}
+
+/// Runs a built daemon on `listener` until `shutdown` completes.
+pub async fn serve_state(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let maintenance = tokio::spawn(maintain(state.clone(), stop.clone()));
+    let probe = tokio::spawn(probe_unhealthy(state.clone(), stop.clone()));
+    let addr = listener.local_addr().ok();
+    tracing::info!(
+        listen = ?addr,
+        store = %state.store.location(),
+        backend = state.store.backend(),
+        boards = state.lab.boards.len(),
+        "leased serving"
+    );
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    stop.cancel();
+    let _ = tokio::join!(maintenance, probe);
+    result.context("serving HTTP")
+}
+
+/// Reaps expired leases and lapsed tickets often (expiry frees a board within a second), and
+/// registers the lab again when the store has lost it (a Redis restart without persistence).
+async fn maintain(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(state.config.reap_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_check = tokio::time::Instant::now() - Duration::from_secs(60);
+    let mut store_was_down = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        match state.store.reap(now).await {
+            Ok(report) => {
+                state.metrics.expired(report.expired.len());
+                state.metrics.lapsed(report.lapsed.len());
+                for id in &report.expired {
+                    tracing::info!(lease = %id, "lease expired");
+                }
+                if store_was_down {
+                    tracing::info!("lease store answers again");
+                    store_was_down = false;
+                    last_check -= Duration::from_secs(60);
+                }
+            }
+            Err(e) => {
+                if !store_was_down {
+                    tracing::warn!(error = %e, "lease store unavailable");
+                }
+                store_was_down = true;
+                continue;
+            }
+        }
+        if last_check.elapsed() >= Duration::from_secs(5) {
+            last_check = tokio::time::Instant::now();
+            let listed = state.lab.boards.len() as u32;
+            if let Ok(counts) = state.store.counts(now).await
+                && counts.boards != listed
+            {
+                tracing::info!(
+                    stored = counts.boards,
+                    listed,
+                    "registering the lab's boards in the lease store"
+                );
+                if let Err(e) = state.store.sync_boards(&state.board_keys(), now).await {
+                    tracing::warn!(error = %e, "registering boards failed");
+                }
+            }
+        }
+    }
+}
+
+/// Brings unhealthy boards back when their console answers a TCP connect again.
+async fn probe_unhealthy(state: AppState, stop: CancellationToken) {
+    let every = state.config.probe_interval;
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let Ok(boards) = state.store.boards(now_ms()).await else {
+            continue;
+        };
+        for b in boards.iter().filter(|b| b.unhealthy) {
+            let Some(board) = state.boards.get(&b.id) else {
+                continue;
+            };
+            let addr = board.address();
+            let connect = tokio::net::TcpStream::connect(addr.clone());
+            if let Ok(Ok(_)) = tokio::time::timeout(state.config.probe_timeout, connect).await {
+                tracing::info!(board = %b.id, %addr, "console answers again; board healthy");
+                if let Err(e) = state
+                    .store
+                    .report_health(&b.id, true, state.config.failure_threshold, now_ms())
+                    .await
+                {
+                    tracing::warn!(board = %b.id, error = %e, "marking board healthy failed");
+                }
+            }
+        }
+    }
+}

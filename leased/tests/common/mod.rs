@@ -1,0 +1,125 @@
+//! Shared pieces of the daemon-level tests: a leased process and a small HTTP client.
+#![allow(dead_code)]
+
+use leased::api;
+use leased::testing::free_port;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Writes a lab of `n` boards of one family on loopback addresses nobody listens on.
+pub fn write_lab(dir: &Path, family: &str, n: usize) -> PathBuf {
+    let mut yaml = String::from("boards:\n");
+    for i in 1..=n {
+        yaml.push_str(&format!(
+            "  - board_id: {family}-{i:03}\n    soc_family: {family}\n    board_ip: 127.0.0.1\n    \
+             telnet_port: {}\n    lab_location: Lab Site A\n",
+            20000 + i
+        ));
+    }
+    let path = dir.join(format!("boards-{family}-{n}.yaml"));
+    std::fs::write(&path, yaml).expect("writing the lab file");
+    path
+}
+
+/// A leased process, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts leased with `--boards` and `--store`, waits until it answers.
+    pub async fn start(boards: &Path, store: &str, log_dir: &Path) -> Daemon {
+        Self::start_on(free_port(), boards, store, log_dir).await
+    }
+
+    pub async fn start_on(port: u16, boards: &Path, store: &str, log_dir: &Path) -> Daemon {
+        let log = log_dir.join(format!("leased-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("creating the daemon log");
+        let child = Command::new(env!("CARGO_BIN_EXE_leased"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--boards")
+            .arg(boards)
+            .arg("--store")
+            .arg(store)
+            .arg("--config")
+            .arg("/dev/null")
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting leased");
+        let d = Daemon {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            log,
+        };
+        d.wait_ready().await;
+        d
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client
+                .get(format!("{}/api/v1/health", self.url))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "leased did not answer within 10 s; its log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A JSON answer.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Calls leased as `who` (the claimed holder; the test daemons run without tokens).
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    who: &str,
+    body: Option<Value>,
+) -> Result<Answer, reqwest::Error> {
+    let mut req = client.request(method, url).header(api::HOLDER_HEADER, who);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await?;
+    let status = res.status().as_u16();
+    let bytes = res.bytes().await?;
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(Answer { status, body })
+}
