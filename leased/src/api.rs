@@ -20,7 +20,9 @@ pub fn api_major(version: &str) -> Option<u32> {
 }
 
 /// Scheduling priority of a lease request: 1 high, 2 normal, 3 low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(into = "u8", try_from = "u8")]
 pub enum Priority {
     High = 1,

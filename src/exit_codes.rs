@@ -1,0 +1,55 @@
+//! The exit codes of `socv`, as named constants that code and tests import.
+//!
+//! They are a contract with scripts and CI jobs: a number never changes meaning.
+
+/// Success.
+pub const OK: i32 = 0;
+/// Any failure without a more specific code below.
+pub const FAILURE: i32 = 1;
+/// Bad command line (clap's own code), bad environment variable or bad config file.
+pub const USAGE: i32 = 2;
+/// No board was available: none free without `--wait`, none healthy, or none became free in
+/// time (also when waiting was interrupted).
+pub const NO_BOARD: i32 = 3;
+/// The named lease, board, family or queue ticket does not exist (or has ended).
+pub const NOT_FOUND: i32 = 4;
+/// The daemon refused: not your lease, not an admin, or a missing or bad token.
+pub const PERMISSION_DENIED: i32 = 5;
+/// leased cannot be reached, is not a socv daemon, or its lease store is unavailable.
+pub const DAEMON_UNAVAILABLE: i32 = 6;
+
+/// Every code with its one-line meaning, in order; the help texts are checked against it.
+pub const ALL: &[(i32, &str)] = &[
+    (OK, "success"),
+    (FAILURE, "other failure"),
+    (
+        USAGE,
+        "usage error (bad flag, environment variable or config file)",
+    ),
+    (NO_BOARD, "no board available in time"),
+    (NOT_FOUND, "lease, board or family not found"),
+    (PERMISSION_DENIED, "permission denied"),
+    (
+        DAEMON_UNAVAILABLE,
+        "leased unreachable, not a socv daemon, or its store unavailable",
+    ),
+];
+
+/// The line of the help texts that documents `code`: `  3  no board available in time`.
+pub fn help_line(code: i32) -> Option<String> {
+    ALL.iter()
+        .find(|(c, _)| *c == code)
+        .map(|(c, meaning)| format!("  {c}  {meaning}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_in_order() {
+        for (i, (code, _)) in ALL.iter().enumerate() {
+            assert_eq!(*code, i as i32);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's quick start and CI run it: installs the services the
+# tests start themselves (redis-server; they never use a system instance), then runs the gates
+# (fmt, clippy) and every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+
+apt_updated=
+apt_install() {
+    if ! need apt-get; then
+        echo "tests/run.sh: $* missing and no apt-get here; install it by hand" >&2
+        exit 1
+    fi
+    local sudo=
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    if [ -z "$apt_updated" ]; then
+        $sudo apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# Tools the tests start on free loopback ports (recorded here, nowhere else):
+#   redis-server (Debian: redis-server)
+need redis-server || apt_install redis-server
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
