@@ -432,6 +432,43 @@ fn hold_renews_past_the_ttl_and_releases_on_ctrl_c() {
 }
 
 #[test]
+fn boards_shows_a_held_lease_and_a_killed_holder_frees_it_within_ttl_plus_a_second() {
+    let lab = Lab::start(1);
+    let (mut child, _) = start_hold(&lab, "ann", &["lease", "socA", "--hold", "--ttl", "2s"]);
+    // Another terminal sees the lease in the boards table.
+    let table = stdout(&ok(lab.socv("bob", &["boards"])));
+    let row = table
+        .lines()
+        .find(|l| l.contains("socA-001"))
+        .unwrap_or_else(|| panic!("no row for socA-001 in:\n{table}"));
+    assert!(row.contains("leased") && row.contains("ann@"), "{row}");
+
+    // SIGKILL: socv cannot release; the daemon must free the board at the TTL (+1 s).
+    let boards: Vec<BoardView> = json(&ok(lab.socv("bob", &["boards", "--json"])));
+    let expires = boards[0].lease_expires_at_ms.expect("an expiry");
+    child.kill().expect("kill -9 socv");
+    let _ = child.wait();
+    let ttl_ms = 2000;
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_millis() as u64;
+        let boards: Vec<BoardView> = json(&ok(lab.socv("bob", &["boards", "--json"])));
+        if boards[0].holder.is_none() {
+            // The last renewal may have come just before the kill: the deadline is its expiry.
+            assert!(now <= expires + ttl_ms + 1000, "freed {} ms after expiry", now - expires);
+            break;
+        }
+        let deadline = boards[0].lease_expires_at_ms.unwrap_or(expires);
+        assert!(now <= deadline + 1000, "still held {} ms after its expiry", now - deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And it can be leased again at once.
+    ok(lab.socv("bob", &["lease", "socA"]));
+}
+
+#[test]
 fn hold_releases_on_sigterm() {
     let lab = Lab::start(1);
     let (mut child, _) = start_hold(&lab, "ann", &["lease", "socA", "--hold"]);
