@@ -8,7 +8,9 @@ pub mod config;
 pub mod error;
 pub mod exit_codes;
 pub mod output;
+pub mod session;
 pub mod signals;
+pub mod telnet;
 
 pub use error::{Error, Result};
 

@@ -40,6 +40,20 @@ pub fn interactive(json: bool) -> bool {
     !json && std::io::stderr().is_terminal()
 }
 
+/// A byte-count progress bar on stderr, drawn only when `show` and stderr is a terminal.
+pub fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// Now as Unix milliseconds (the daemon's clock model).
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -211,6 +225,7 @@ mod tests {
                 port: 23,
                 username: Some("root".into()),
                 password: Some("hunter2".into()),
+                ..Console::default()
             }),
             ..Lease::default()
         };

@@ -457,11 +457,19 @@ fn boards_shows_a_held_lease_and_a_killed_holder_frees_it_within_ttl_plus_a_seco
         let boards: Vec<BoardView> = json(&ok(lab.socv("bob", &["boards", "--json"])));
         if boards[0].holder.is_none() {
             // The last renewal may have come just before the kill: the deadline is its expiry.
-            assert!(now <= expires + ttl_ms + 1000, "freed {} ms after expiry", now - expires);
+            assert!(
+                now <= expires + ttl_ms + 1000,
+                "freed {} ms after expiry",
+                now - expires
+            );
             break;
         }
         let deadline = boards[0].lease_expires_at_ms.unwrap_or(expires);
-        assert!(now <= deadline + 1000, "still held {} ms after its expiry", now - deadline);
+        assert!(
+            now <= deadline + 1000,
+            "still held {} ms after its expiry",
+            now - deadline
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // And it can be leased again at once.

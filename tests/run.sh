@@ -25,6 +25,11 @@ apt_install() {
 # Tools the tests start on free loopback ports (recorded here, nowhere else):
 #   redis-server (Debian: redis-server)
 need redis-server || apt_install redis-server
+#   busybox with the telnetd applet (Debian: busybox-static; plain busybox has no telnetd)
+busybox telnetd --help >/dev/null 2>&1 || apt_install busybox-static
+#   ser2net, and socat for the pty it serves (Debian: ser2net, socat)
+need ser2net || apt_install ser2net
+need socat || apt_install socat
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -118,6 +118,12 @@ pub struct Console {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// What the console prints to ask for the user name, when not `login:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_prompt: Option<String>,
+    /// What the console prints to ask for the password, when not `Password:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_prompt: Option<String>,
 }
 
 /// A granted lease.

@@ -79,6 +79,7 @@ mod tests {
                     port: 2301,
                     username: Some("root".into()),
                     password: Some("secret".into()),
+                    ..Console::default()
                 }),
                 ..Lease::default()
             },

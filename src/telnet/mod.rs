@@ -1,0 +1,41 @@
+//! Telnet (RFC 854) as board consoles speak it: the byte codec and the option policy that
+//! works against busybox telnetd, ser2net and inetutils telnetd (see `reference/telnet.md`).
+//!
+//! The crates that exist for telnet lose data after an escaped 0xFF or panic on input split
+//! across reads (measured), so the codec is ours: [`TelnetCodec`] turns the server's bytes into
+//! plain data and queues the answers to its option negotiation for the caller to write.
+
+mod codec;
+
+pub use codec::{TelnetCodec, TelnetConfig, TelnetError};
+
+/// Interpret As Command: starts every telnet command; doubled in data.
+pub const IAC: u8 = 255;
+/// `IAC DONT opt`: please stop doing `opt` (or: do not start).
+pub const DONT: u8 = 254;
+/// `IAC DO opt`: please do `opt`.
+pub const DO: u8 = 253;
+/// `IAC WONT opt`: I will not (or will no longer) do `opt`.
+pub const WONT: u8 = 252;
+/// `IAC WILL opt`: I will do `opt`.
+pub const WILL: u8 = 251;
+/// Starts a subnegotiation: `IAC SB opt payload IAC SE`.
+pub const SB: u8 = 250;
+/// Ends a subnegotiation.
+pub const SE: u8 = 240;
+
+/// The telnet options socv knows by name; every other option is refused.
+pub mod option {
+    /// RFC 856: 8-bit data without the CR NUL / CR LF rules (per direction).
+    pub const BINARY: u8 = 0;
+    /// RFC 857: the side that WILLs it echoes what it receives.
+    pub const ECHO: u8 = 1;
+    /// RFC 858: suppress go-ahead.
+    pub const SGA: u8 = 3;
+    /// RFC 1091: terminal type, asked with `SB TTYPE SEND`.
+    pub const TTYPE: u8 = 24;
+    /// RFC 1073: negotiate about window size.
+    pub const NAWS: u8 = 31;
+    /// RFC 2217: serial port control (ser2net asks for it; socv refuses).
+    pub const COM_PORT: u8 = 44;
+}
