@@ -2,8 +2,9 @@
 //! [`Cli::command()`](clap::CommandFactory::command).
 
 use crate::commands::{
-    board::BoardArgs, boards::BoardsArgs, lease::LeaseArgs, leases::LeasesArgs,
-    release::ReleaseArgs, status::StatusArgs,
+    board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs, demo::DemoArgs,
+    exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs, man::ManArgs, push::PushArgs,
+    release::ReleaseArgs, sim::SimArgs, status::StatusArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -56,8 +57,20 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Show whether leased and its lease store are up
     Status(StatusArgs),
+    /// Run a shell command on a board you hold; its exit status is socv's
+    Exec(ExecArgs),
+    /// Copy a file to a board you hold, through its console, verified by checksum
+    Push(PushArgs),
     /// Administer a board: drain it for maintenance, or put it back into service
     Board(BoardArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    Completions(CompletionsArgs),
+    /// Print socv's man page, or write all man pages (also leased's) into a directory
+    Man(ManArgs),
+    /// Try socv on a simulated lab, in one process: lease, push and run a test, release
+    Demo(DemoArgs),
+    /// Run a simulated lab: telnet boards with a real shell, a PDU, injectable faults
+    Sim(SimArgs),
 }
 
 const TOP_AFTER_HELP: &str = "\
@@ -67,6 +80,9 @@ Examples:
   socv lease socA --ttl 2h             lease a socA board for 2 hours and return
   socv release soc-a-001               give the board back
   socv status                          is leased up, and is its store healthy?
+  socv exec soc-a-001 -- uname -a      run a command on a board you hold
+  socv push soc-a-001 ./test.elf       copy a file to it (to /tmp/test.elf), verified
+  socv demo                            try it all on a simulated lab, nothing to install
 
 Environment:
   SOCV_DAEMON, DEVICE_MANAGER_URL      URL of leased (like --daemon)
@@ -81,7 +97,9 @@ Exit codes:
   3  no board available in time
   4  lease, board or family not found
   5  permission denied
-  6  leased unreachable, not a socv daemon, or its store unavailable";
+  6  leased unreachable, not a socv daemon, or its store unavailable
+  124  the command ran past its time limit and was interrupted
+`socv exec` exits with the command's own status; `socv demo` with the sample test's.";
 
 /// Parses a duration such as `90s`, `30m`, `2h` or `1h30m`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {

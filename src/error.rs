@@ -81,6 +81,18 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The simulated lab (`socv sim`) could not start or write its boards.yaml.
+    #[error("simulated lab: {0}")]
+    Sim(#[from] crate::sim::SimError),
+
+    /// A board's console failed: connect, login, link, a push.
+    #[error("{0}")]
+    Session(#[from] crate::session::SessionError),
+
+    /// A local file to push cannot be read.
+    #[error("{0}")]
+    LocalFile(#[from] crate::session::LocalFileError),
+
     /// Writing the output or setting up the process (runtime, signals) failed.
     #[error("{doing}: {source}")]
     Io {
@@ -108,6 +120,9 @@ impl Error {
             Error::ApiVersion { .. }
             | Error::Daemon { .. }
             | Error::BadAnswer { .. }
+            | Error::Sim(_)
+            | Error::Session(_)
+            | Error::LocalFile(_)
             | Error::Io { .. } => exit_codes::FAILURE,
         }
     }

@@ -17,6 +17,8 @@ pub const NOT_FOUND: i32 = 4;
 pub const PERMISSION_DENIED: i32 = 5;
 /// leased cannot be reached, is not a socv daemon, or its lease store is unavailable.
 pub const DAEMON_UNAVAILABLE: i32 = 6;
+/// A command run on a board (`socv exec --timeout`) ran past its time limit (as `timeout(1)`).
+pub const TIMED_OUT: i32 = 124;
 
 /// Every code with its one-line meaning, in order; the help texts are checked against it.
 pub const ALL: &[(i32, &str)] = &[
@@ -33,6 +35,10 @@ pub const ALL: &[(i32, &str)] = &[
         DAEMON_UNAVAILABLE,
         "leased unreachable, not a socv daemon, or its store unavailable",
     ),
+    (
+        TIMED_OUT,
+        "the command ran past its time limit and was interrupted",
+    ),
 ];
 
 /// The line of the help texts that documents `code`: `  3  no board available in time`.
@@ -48,8 +54,8 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_in_order() {
-        for (i, (code, _)) in ALL.iter().enumerate() {
-            assert_eq!(*code, i as i32);
+        for pair in ALL.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{pair:?}");
         }
     }
 }

@@ -10,13 +10,14 @@ pub mod exit_codes;
 pub mod output;
 pub mod session;
 pub mod signals;
+pub mod sim;
 pub mod telnet;
 
 pub use error::{Error, Result};
 
 /// Runs one parsed command line to completion on a single-threaded runtime (a CLI must start
 /// in milliseconds).
-pub fn run(cli: cli::Cli) -> Result<()> {
+pub fn run(cli: cli::Cli) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

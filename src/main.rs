@@ -5,8 +5,12 @@ use clap::Parser;
 fn main() {
     let cli = socv::cli::Cli::parse();
     socv::init_tracing();
-    if let Err(err) = socv::run(cli) {
-        eprintln!("socv: error: {err}");
-        std::process::exit(err.exit_code());
+    match socv::run(cli) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("socv: error: {err}");
+            std::process::exit(err.exit_code());
+        }
     }
 }

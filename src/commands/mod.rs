@@ -2,9 +2,16 @@
 
 pub mod board;
 pub mod boards;
+pub mod completions;
+pub mod demo;
+pub mod exec;
+pub mod held;
 pub mod lease;
 pub mod leases;
+pub mod man;
+pub mod push;
 pub mod release;
+pub mod sim;
 pub mod status;
 
 use crate::cli::{Cli, Command};
@@ -12,16 +19,23 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::error::Result;
 
-/// Runs the command the user asked for.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs the command the user asked for; the answer is the process's exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
     // Built only by the commands that talk to leased, so a bad SOCV_DAEMON cannot break others.
     let client = || Client::new(&Config::load(cli.global.daemon.as_ref())?);
-    match cli.command {
+    let done = match cli.command {
+        Command::Exec(args) => return exec::run(&client()?, args).await,
+        Command::Demo(args) => return demo::run(args).await,
         Command::Boards(args) => boards::run(&client()?, args).await,
         Command::Lease(args) => lease::run(&client()?, args).await,
         Command::Leases(args) => leases::run(&client()?, args).await,
         Command::Release(args) => release::run(&client()?, args).await,
         Command::Status(args) => status::run(&client()?, args).await,
         Command::Board(args) => board::run(&client()?, args).await,
-    }
+        Command::Push(args) => push::run(&client()?, args).await,
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
+        Command::Sim(args) => sim::run(args).await,
+    };
+    done.map(|()| crate::exit_codes::OK)
 }

@@ -1,0 +1,52 @@
+//! The board behind a `LEASE | BOARD` argument: a lease the caller holds, and how to reach and
+//! log in to its console.
+
+use crate::client::Client;
+use crate::commands::release::find;
+use crate::error::{Error, Result};
+use crate::session::SessionConfig;
+use leased::api::Lease;
+
+/// A board the caller holds, ready to connect to.
+pub struct HeldBoard {
+    pub lease: Lease,
+    pub session: SessionConfig,
+}
+
+/// Finds the caller's lease named by `target` (a lease id or a board id). A board someone
+/// else holds is refused, naming the holder; the daemon only hands the console and its
+/// credentials to the holder (or an admin).
+pub async fn resolve(client: &Client, target: &str) -> Result<HeldBoard> {
+    let leases = client.leases().await?;
+    let Some(lease) = find(&leases, target) else {
+        return Err(Error::NotFound(format!(
+            "you hold no lease on '{target}': take one with `socv lease --board {target}` \
+             or `socv lease FAMILY` (see `socv leases`)"
+        )));
+    };
+    let Some(console) = &lease.console else {
+        return Err(Error::PermissionDenied {
+            doing: format!("using board {}", lease.board_id),
+            message: format!(
+                "it is held by {} (lease {}), not by you",
+                lease.holder, lease.id
+            ),
+        });
+    };
+    Ok(HeldBoard {
+        session: session_config(&lease.board_id, console),
+        lease: lease.clone(),
+    })
+}
+
+/// The session settings for a lease's console, with the board's own prompts.
+pub fn session_config(board: &str, console: &leased::api::Console) -> SessionConfig {
+    let mut config = SessionConfig::from_console(board, console);
+    if let Some(p) = &console.login_prompt {
+        config.login_prompt = p.clone();
+    }
+    if let Some(p) = &console.password_prompt {
+        config.password_prompt = p.clone();
+    }
+    config
+}

@@ -1,0 +1,140 @@
+//! A whole lab for end-to-end tests: the simulated boards and an in-process leased on an
+//! embedded store, served from a thread of their own; `socv` runs as a real process against it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SOCV: &str = env!("CARGO_BIN_EXE_socv");
+
+pub struct SimLeased {
+    pub url: String,
+    pub pdu_url: String,
+    pub boards_file: PathBuf,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimLeased {
+    /// `families` like `["socA:2", "socB:1"]`.
+    pub fn start(families: &[&str]) -> SimLeased {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let boards_file = dir.path().join("boards.yaml");
+        let store = dir.path().join("leases.redb");
+        let families: Vec<socv::sim::FamilySpec> = families
+            .iter()
+            .map(|f| f.parse().expect("a family spec"))
+            .collect();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(String, String)>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let root = dir.path().join("boards");
+        let file = boards_file.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the lab");
+            runtime.block_on(async move {
+                let lab = socv::sim::SimLab::start(socv::sim::SimConfig {
+                    families,
+                    root_dir: Some(root),
+                    boot_delay: Duration::from_millis(100),
+                    ..Default::default()
+                })
+                .await
+                .expect("starting the simulated lab");
+                lab.write_boards(&file).expect("writing boards.yaml");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("binding leased");
+                let url = format!("http://{}", listener.local_addr().expect("an address"));
+                let config = leased::Config::new(&file, leased::config::StoreSpec::Embedded(store));
+                let _ = ready_tx.send((url, lab.pdu_url().to_string()));
+                if let Err(e) = leased::serve(config, listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                {
+                    eprintln!("leased failed: {e:#}");
+                }
+                lab.shutdown().await;
+            });
+        });
+        let (url, pdu_url) = ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the lab and leased started");
+        let lab = SimLeased {
+            url,
+            pdu_url,
+            boards_file,
+            dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        lab.wait_ready();
+        lab
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.socv("probe", &["status"]).status.code() == Some(0) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("leased at {} did not come up", self.url);
+    }
+
+    /// `socv ARGS` as `user`, not yet started.
+    pub fn command(&self, user: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(SOCV);
+        cmd.args(args)
+            .env("SOCV_DAEMON", &self.url)
+            .env("USER", user)
+            .env("XDG_CONFIG_HOME", self.dir.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("LOGNAME")
+            .env_remove("SOCV_TOKEN")
+            .env_remove("DEVICE_MANAGER_URL")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn socv(&self, user: &str, args: &[&str]) -> Output {
+        self.command(user, args).output().expect("running socv")
+    }
+}
+
+impl Drop for SimLeased {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The exit code, with both streams in the message when it is not `code`.
+pub fn expect_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
