@@ -25,6 +25,9 @@ _socv() {
             socv,completions)
                 cmd="socv__subcmd__completions"
                 ;;
+            socv,console)
+                cmd="socv__subcmd__console"
+                ;;
             socv,demo)
                 cmd="socv__subcmd__demo"
                 ;;
@@ -82,6 +85,9 @@ _socv() {
             socv__subcmd__help,completions)
                 cmd="socv__subcmd__help__subcmd__completions"
                 ;;
+            socv__subcmd__help,console)
+                cmd="socv__subcmd__help__subcmd__console"
+                ;;
             socv__subcmd__help,demo)
                 cmd="socv__subcmd__help__subcmd__demo"
                 ;;
@@ -125,7 +131,7 @@ _socv() {
 
     case "${cmd}" in
         socv)
-            opts="-h -V --daemon --help --version boards lease leases release status exec push board completions man demo sim help"
+            opts="-h -V --daemon --help --version boards lease leases release status exec push console board completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -296,6 +302,24 @@ _socv() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        socv__subcmd__console)
+            opts="-h --daemon --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --daemon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         socv__subcmd__demo)
             opts="-h --keep --daemon --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -337,7 +361,7 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help)
-            opts="boards lease leases release status exec push board completions man demo sim help"
+            opts="boards lease leases release status exec push console board completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,6 +431,20 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__help__subcmd__console)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

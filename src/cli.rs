@@ -2,9 +2,9 @@
 //! [`Cli::command()`](clap::CommandFactory::command).
 
 use crate::commands::{
-    board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs, demo::DemoArgs,
-    exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs, man::ManArgs, push::PushArgs,
-    release::ReleaseArgs, sim::SimArgs, status::StatusArgs,
+    board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs, console::ConsoleArgs,
+    demo::DemoArgs, exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs, man::ManArgs,
+    push::PushArgs, release::ReleaseArgs, sim::SimArgs, status::StatusArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -61,6 +61,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Copy a file to a board you hold, through its console, verified by checksum
     Push(PushArgs),
+    /// Your terminal on the console of a board you hold; `~.` leaves
+    Console(ConsoleArgs),
     /// Administer a board: drain it for maintenance, or put it back into service
     Board(BoardArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell

@@ -167,3 +167,58 @@ fn demo_runs_the_sample_test_and_cleans_up() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn console_relays_keys_and_tilde_dot_leaves_with_the_lease_held() {
+    use std::io::{Read, Write};
+    let lab = SimLeased::start(&["socA:1"]);
+    let board = lease(&lab, "ann", "socA");
+    let mut child = lab
+        .command("ann", &["console", &board])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut console_out = child.stdout.take().unwrap();
+    // Read the console's output on a thread until the answer shows up.
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = console_out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&all).contains("console-42") {
+                let _ = seen_tx.send(());
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    stdin.write_all(b"echo console-$((40 + 2))\n").unwrap();
+    seen_rx
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("the command's output came back through the console");
+    stdin.write_all(b"~.").unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("left the console") && err.contains("stays held"),
+        "{err}"
+    );
+    assert!(reader.join().unwrap().contains("console-42"));
+    // The lease is still held, and the board still works for exec.
+    let leases = lab.socv("ann", &["leases", "--json"]);
+    assert!(stdout(&leases).contains(&board));
+    expect_code(&lab.socv("ann", &["exec", &board, "--", "true"]), 0);
+}

@@ -3,6 +3,7 @@
 pub mod board;
 pub mod boards;
 pub mod completions;
+pub mod console;
 pub mod demo;
 pub mod exec;
 pub mod held;
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Status(args) => status::run(&client()?, args).await,
         Command::Board(args) => board::run(&client()?, args).await,
         Command::Push(args) => push::run(&client()?, args).await,
+        Command::Console(args) => console::run(&client()?, args).await,
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Sim(args) => sim::run(args).await,

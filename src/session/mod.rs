@@ -20,6 +20,7 @@
 //! own prompt and waits for a nonce marker. Each command is sent as one line wrapped in fresh
 //! nonce markers (see `protocol`), and its output streams as it arrives.
 
+mod console;
 mod error;
 mod link;
 mod login;
@@ -27,6 +28,7 @@ mod protocol;
 mod push;
 mod screen;
 
+pub use console::{ConsoleEnd, EscapeScanner};
 pub use error::{ErrorKind, SessionError};
 pub use push::{LocalFile, LocalFileError, PushReport};
 
