@@ -14,8 +14,9 @@
 //! 127.0.0.1:0 with the embedded store in a temporary directory, and runs `--clients` tasks that
 //! each loop `POST /api/v1/lease` (no wait) then `DELETE /api/v1/lease/{id}` on a keep-alive
 //! connection of their own. `--store redis` starts a throwaway redis-server on a free loopback
-//! port; `--store redis://…` or `--store PATH` uses that store. `--daemon URL` loads an external
-//! leased instead (its largest family, or `--family`).
+//! port; `--store redis://…` or `--store PATH` uses that store (on a given Redis every key is
+//! under `lease-bench-<pid>:`, never the lab's `socv:`). `--daemon URL` loads an external leased
+//! instead (its largest family, or `--family`).
 //!
 //! The clients run in this process: with an in-process daemon both compete for the same cores
 //! (the output says `"client":"in-process"`; with `--daemon` it says `"separate-process"`). A
@@ -177,6 +178,9 @@ fn main() -> anyhow::Result<()> {
     if args.seconds.is_nan() || args.seconds <= 0.0 || args.warmup.is_nan() || args.warmup < 0.0 {
         bail!("--seconds must be positive and --warmup not negative");
     }
+    if args.daemon_threads == Some(0) || args.client_threads == Some(0) {
+        bail!("--daemon-threads and --client-threads must be at least 1");
+    }
     if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         bail!("--rate must be positive");
     }
@@ -300,6 +304,8 @@ fn in_process(args: &Args) -> anyhow::Result<Target> {
                     let addr = listener.local_addr().context("reading the bound address")?;
                     let mut config = Config::new(lab, spec);
                     config.listen = addr;
+                    // Never touch the keys of a lab that shares a given Redis.
+                    config.redis_prefix = format!("lease-bench-{}:", std::process::id());
                     let state = leased::server::build(config).await?;
                     anyhow::Ok((listener, addr, state))
                 }

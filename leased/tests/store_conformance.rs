@@ -184,6 +184,7 @@ conformance_suite!(
     expiry_hands_the_board_to_a_waiter,
     renew_extends_from_now,
     release_frees_the_board_and_remembers,
+    release_held_refuses_another_holder,
     unknown_leases_are_errors,
     leases_lists_active_leases_only,
     drained_boards_are_never_granted,
@@ -1257,6 +1258,28 @@ async fn release_frees_the_board_and_remembers<B: Backend>(b: &B) {
         grant(&store, &for_family("socA"), T0 + 8).await.board_id,
         "soc-a-001"
     );
+}
+
+async fn release_held_refuses_another_holder<B: Backend>(b: &B) {
+    let store = b.open().await;
+    sync(&store, ONE_EACH, T0).await;
+    let l = grant(&store, &for_family("socA"), T0).await;
+    assert_err!(
+        store.release_held(&l.id, Some("mallory@h"), T0 + 1).await,
+        StoreError::NotHolder { id, holder } if id == l.id && holder == l.holder
+    );
+    assert_eq!(lease(&store, &l.id, T0 + 2).await.ended, None, "still held");
+    let r = store
+        .release_held(&l.id, Some(&l.holder), T0 + 3)
+        .await
+        .expect("the holder releases");
+    assert_eq!(r.ended, Some(LeaseEnd::Released));
+    let again = grant(&store, &for_family("socA"), T0 + 4).await;
+    let r = store
+        .release_held(&again.id, None, T0 + 5)
+        .await
+        .expect("an admin releases anyone's lease");
+    assert_eq!(r.ended, Some(LeaseEnd::Released));
 }
 
 async fn unknown_leases_are_errors<B: Backend>(b: &B) {

@@ -61,6 +61,7 @@ impl From<StoreError> for ApiError {
             | StoreError::UnknownLease(_)
             | StoreError::UnknownTicket(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             StoreError::LeaseEnded { .. } => (StatusCode::GONE, codes::LEASE_ENDED),
+            StoreError::NotHolder { .. } => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             StoreError::NoneFree(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::NO_BOARD_AVAILABLE),
             StoreError::NoHealthyBoard { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, codes::NO_HEALTHY_BOARD)

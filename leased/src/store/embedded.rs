@@ -28,12 +28,70 @@ struct Inner {
     db: Database,
 }
 
+/// An operation for the writer thread; it answers once its batch is durable.
+type Job = Box<dyn FnOnce(&mut LabState) -> Finish + Send>;
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Most operations committed together.
+const MAX_BATCH: usize = 256;
+
 /// The default store: a single-node, persistent file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     inner: Arc<Mutex<Inner>>,
+    writer: Arc<Writer>,
     path: PathBuf,
     grants: broadcast::Sender<String>,
+}
+
+/// The writer thread; the last store handle stops it and waits, so the file is free again.
+struct Writer {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Group commit: applies every queued operation, commits once, then answers them all.
+fn write_batches(
+    inner: Arc<Mutex<Inner>>,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    grants: broadcast::Sender<String>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut guard) = inner.lock() else {
+            for job in batch {
+                drop(job);
+            }
+            continue;
+        };
+        let finishes: Vec<Finish> = batch.into_iter().map(|job| job(&mut guard.state)).collect();
+        let granted = std::mem::take(&mut guard.state.granted);
+        let persisted = guard.persist().map_err(|e| match e {
+            StoreError::Unavailable(m) => m,
+            other => other.to_string(),
+        });
+        drop(guard);
+        for t in granted {
+            let _ = grants.send(t);
+        }
+        for finish in finishes {
+            finish(persisted.clone());
+        }
+    }
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -153,8 +211,21 @@ impl EmbeddedStore {
         drop(txn);
         let state = LabState::restore(boards, leases, tickets, seq);
         let (grants, _) = broadcast::channel(1024);
+        let inner = Arc::new(Mutex::new(Inner { state, db }));
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let thread = {
+            let (inner, grants) = (inner.clone(), grants.clone());
+            std::thread::Builder::new()
+                .name("leased-store".into())
+                .spawn(move || write_batches(inner, queue, grants))
+                .map_err(|e| io_err(path, e))?
+        };
         Ok(EmbeddedStore {
-            inner: Arc::new(Mutex::new(Inner { state, db })),
+            inner,
+            writer: Arc::new(Writer {
+                jobs: Some(jobs),
+                thread: Some(thread),
+            }),
             path: path.to_path_buf(),
             grants,
         })
@@ -165,24 +236,21 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&mut LabState) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let inner = self.inner.clone();
-        let grants = self.grants.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner
-                .lock()
-                .map_err(|_| StoreError::Unavailable("lease store lock poisoned".into()))?;
-            let result = f(&mut guard.state);
-            let granted = std::mem::take(&mut guard.state.granted);
-            // Persist even when the operation failed: its reap may have changed things.
-            guard.persist()?;
-            drop(guard);
-            for t in granted {
-                let _ = grants.send(t);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("lease store task failed: {e}")))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |state: &mut LabState| {
+            let result = f(state);
+            Box::new(move |persisted: Result<(), String>| {
+                let _ = tx.send(persisted.map_err(StoreError::Unavailable).and(result));
+            }) as Finish
+        });
+        self.writer
+            .jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("lease store writer stopped".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("lease store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("lease store writer stopped".into()))?
     }
 
     fn read<T>(&self, f: impl FnOnce(&LabState) -> T) -> StoreResult<T> {
@@ -249,6 +317,18 @@ impl LeaseStore for EmbeddedStore {
     async fn renew(&self, id: &str, ttl_ms: Millis, now: Millis) -> StoreResult<LeaseRecord> {
         let id = id.to_string();
         self.op(move |s| s.renew(&id, ttl_ms, now)).await
+    }
+
+    async fn release_held(
+        &self,
+        id: &str,
+        holder: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<LeaseRecord> {
+        let id = id.to_string();
+        let holder = holder.map(str::to_string);
+        self.op(move |s| s.release_held(&id, holder.as_deref(), now))
+            .await
     }
 
     async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord> {

@@ -44,6 +44,24 @@ local function grantable(b)
     and b.drained ~= '1'
 end
 
+-- free:<family> and free:<family>\0<location>: zsets of the grantable boards, scored by
+-- last_used, so that acquire picks the least recently used (then lowest id) in O(log n).
+local function free_keys(family, location)
+  return P .. 'free:' .. family, P .. 'free:' .. family .. '\0' .. (location or '')
+end
+
+local function refresh_free(b)
+  local all, here = free_keys(b.family, b.location)
+  if grantable(b) then
+    local score = tonumber(b.last_used) or 0
+    redis.call('ZADD', all, score, b.id)
+    redis.call('ZADD', here, score, b.id)
+  else
+    redis.call('ZREM', all, b.id)
+    redis.call('ZREM', here, b.id)
+  end
+end
+
 local function serviceable(b)
   return b.present == '1' and b.unhealthy ~= '1' and b.drained ~= '1'
 end
@@ -110,6 +128,7 @@ local function end_lease(id, how)
   local key = P .. 'b:' .. l.board_id
   if redis.call('HGET', key, 'lease') == id then
     redis.call('HSET', key, 'lease', '', 'last_used', now)
+    refresh_free(board(l.board_id))
     return l.board_id
   end
   return nil
@@ -125,6 +144,9 @@ local function grant(b, holder, priority, ttl)
   put_lease(l)
   redis.call('ZADD', P .. 'exp', l.expires_at, l.id)
   redis.call('HSET', P .. 'b:' .. b.id, 'lease', l.id, 'last_used', now)
+  local all, here = free_keys(b.family, b.location)
+  redis.call('ZREM', all, b.id)
+  redis.call('ZREM', here, b.id)
   return l
 end
 
@@ -251,6 +273,11 @@ if op == 'sync_boards' then
   for _, id in ipairs(redis.call('SMEMBERS', P .. 'boards')) do
     if not listed[id] then
       local fam = redis.call('HGET', P .. 'b:' .. id, 'family')
+      local old = board(id)
+      if old then
+        old.present = '0'
+        refresh_free(old)
+      end
       redis.call('HSET', P .. 'b:' .. id, 'present', '0')
       redis.call('SREM', P .. 'boards', id)
       if fam then
@@ -266,6 +293,11 @@ if op == 'sync_boards' then
     if old and old ~= fam then
       redis.call('SREM', P .. 'fam:' .. old, id)
     end
+    local before = board(id)
+    if before then
+      before.present = '0'
+      refresh_free(before)
+    end
     if old then
       redis.call('HSET', key, 'family', fam, 'location', loc, 'present', '1')
     else
@@ -274,6 +306,7 @@ if op == 'sync_boards' then
     end
     redis.call('SADD', P .. 'boards', id)
     redis.call('SADD', P .. 'fam:' .. fam, id)
+    refresh_free(board(id))
     table.insert(ids, id)
   end
   reap()
@@ -308,6 +341,22 @@ if op == 'acquire' then
   local priority, holder, ttl = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
   local queue, lapse, give_up = ARGV[11] == '1', tonumber(ARGV[12]), tonumber(ARGV[13])
   local cands, family = {}, nil
+  if kind == 'family' then
+    local all, here = free_keys(name, location)
+    local pick = nil
+    if location ~= '' then
+      pick = redis.call('ZRANGE', here, 0, 0)[1]
+    end
+    if not pick then
+      pick = redis.call('ZRANGE', all, 0, 0)[1]
+    end
+    if pick then
+      local b = board(pick)
+      if b and grantable(b) and b.family == name then
+        return { 'granted', cjson.encode(grant(b, holder, priority, ttl)) }
+      end
+    end
+  end
   if kind == 'family' then
     for _, id in ipairs(redis.call('SMEMBERS', P .. 'fam:' .. name)) do
       local b = present_board(id)
@@ -430,6 +479,13 @@ if op == 'renew' then
 end
 
 if op == 'release' then
+  local holder = ARGV[6]
+  if holder and holder ~= '' then
+    local held = get_lease(ARGV[5])
+    if held and held.holder ~= holder then
+      return { 'err', 'not_holder', ARGV[5], held.holder }
+    end
+  end
   local l, err = active_lease(ARGV[5])
   if not l then
     return err
@@ -470,8 +526,10 @@ if op == 'set_drain' then
   end
   if ARGV[6] == '1' then
     redis.call('HSET', P .. 'b:' .. b.id, 'drained', '1', 'drain_reason', ARGV[7])
+    refresh_free(board(b.id))
   else
     redis.call('HSET', P .. 'b:' .. b.id, 'drained', '0', 'drain_reason', '')
+    refresh_free(board(b.id))
     dispatch(b.id)
   end
   return { 'ok', board_json(board(b.id)) }
@@ -485,12 +543,14 @@ if op == 'report_health' then
   local key = P .. 'b:' .. b.id
   if ARGV[6] == '1' then
     redis.call('HSET', key, 'failures', '0', 'unhealthy', '0')
+    refresh_free(board(b.id))
     dispatch(b.id)
   else
     local failures = redis.call('HINCRBY', key, 'failures', 1)
     local threshold = math.max(tonumber(ARGV[7]), 1)
     if failures >= threshold then
       redis.call('HSET', key, 'unhealthy', '1')
+      refresh_free(board(b.id))
     end
   end
   return { 'ok', board_json(board(b.id)) }

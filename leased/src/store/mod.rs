@@ -189,6 +189,8 @@ pub enum StoreError {
     NoneFree(String),
     #[error("every {target} board is unhealthy or drained")]
     NoHealthyBoard { target: String },
+    #[error("lease '{id}' is held by {holder}")]
+    NotHolder { id: String, holder: String },
     #[error("lease store unavailable: {0}")]
     Unavailable(String),
     #[error("lease store is corrupt: {0}")]
@@ -221,6 +223,13 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn lease(&self, id: &str, now: Millis) -> StoreResult<Option<LeaseRecord>>;
     async fn renew(&self, id: &str, ttl_ms: Millis, now: Millis) -> StoreResult<LeaseRecord>;
     async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord>;
+    /// Releases a lease only when `holder` holds it (`None`: whoever holds it), in one step.
+    async fn release_held(
+        &self,
+        id: &str,
+        holder: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<LeaseRecord>;
     /// Active leases.
     async fn leases(&self, now: Millis) -> StoreResult<Vec<LeaseRecord>>;
 

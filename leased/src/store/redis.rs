@@ -129,6 +129,10 @@ impl Reply {
             "unknown_lease" => StoreError::UnknownLease(a),
             "unknown_ticket" => StoreError::UnknownTicket(a),
             "none_free" => StoreError::NoneFree(a),
+            "not_holder" => StoreError::NotHolder {
+                id: a,
+                holder: self.arg(2),
+            },
             "no_healthy_board" => StoreError::NoHealthyBoard { target: a },
             "lease_ended" => StoreError::LeaseEnded {
                 id: a,
@@ -326,6 +330,17 @@ impl LeaseStore for RedisStore {
         let r = self
             .call("renew", now, &[id.to_string(), ttl_ms.to_string()])
             .await?;
+        json(r.op, r.item(0)?)
+    }
+
+    async fn release_held(
+        &self,
+        id: &str,
+        holder: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<LeaseRecord> {
+        let args = [id.to_string(), holder.unwrap_or_default().to_string()];
+        let r = self.call("release", now, &args).await?;
         json(r.op, r.item(0)?)
     }
 

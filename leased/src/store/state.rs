@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// How many ended leases are remembered at most (beside the age limit), so that a busy lab does
 /// not grow without bound.
-const ENDED_LEASE_MEMORY_COUNT: usize = 100_000;
+const ENDED_LEASE_MEMORY_COUNT: usize = 10_000;
 
 /// A board's stored record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -463,6 +463,24 @@ impl LabState {
         lease.ttl_ms = ttl_ms;
         self.dirty.leases.insert(id.to_string());
         Ok(lease.clone())
+    }
+
+    pub fn release_held(
+        &mut self,
+        id: &str,
+        holder: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<LeaseRecord> {
+        self.reap(now);
+        if let (Some(h), Some(l)) = (holder, self.leases.get(id))
+            && l.holder != h
+        {
+            return Err(StoreError::NotHolder {
+                id: id.to_string(),
+                holder: l.holder.clone(),
+            });
+        }
+        self.release(id, now)
     }
 
     pub fn release(&mut self, id: &str, now: Millis) -> StoreResult<LeaseRecord> {
