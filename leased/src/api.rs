@@ -281,6 +281,76 @@ pub struct HealthReport {
     pub reason: Option<String>,
 }
 
+/// What `POST /api/v1/power/{board_id}/{action}` does to a board's PDU outlet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    On,
+    Off,
+    /// Off, the PDU's cycle delay, on (never split by another action on the same outlet).
+    Cycle,
+    Status,
+}
+
+impl std::fmt::Display for PowerAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PowerAction::On => "on",
+            PowerAction::Off => "off",
+            PowerAction::Cycle => "cycle",
+            PowerAction::Status => "status",
+        })
+    }
+}
+
+impl std::str::FromStr for PowerAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "on" => Ok(PowerAction::On),
+            "off" => Ok(PowerAction::Off),
+            "cycle" => Ok(PowerAction::Cycle),
+            "status" => Ok(PowerAction::Status),
+            other => Err(format!(
+                "unknown power action '{other}': expected on, off, cycle or status"
+            )),
+        }
+    }
+}
+
+/// An outlet's power as the PDU reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    On,
+    Off,
+    /// The PDU (or its driver) cannot tell.
+    #[default]
+    Unknown,
+}
+
+/// Answer of `POST /api/v1/power/{board_id}/{action}` (after the action has happened).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerResult {
+    #[serde(default)]
+    pub board_id: String,
+    #[serde(default)]
+    pub action: String,
+    /// The PDU's name in boards.yaml and the outlet.
+    #[serde(default)]
+    pub pdu: String,
+    #[serde(default)]
+    pub outlet: u32,
+    /// The outlet's state after the action, when the driver can tell.
+    #[serde(default)]
+    pub state: PowerState,
+    /// Tries it took (a failed action is retried a bounded number of times).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
 /// State of the lease store as `GET /api/v1/health` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreStatus {
@@ -333,6 +403,10 @@ pub mod codes {
     pub const NO_BOARD_AVAILABLE: &str = "no_board_available";
     pub const NO_HEALTHY_BOARD: &str = "no_healthy_board";
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+    /// The board has no PDU in boards.yaml.
+    pub const NO_PDU: &str = "no_pdu";
+    /// The PDU was unreachable or answered an error (after the retries).
+    pub const PDU_FAILED: &str = "pdu_failed";
     pub const INTERNAL: &str = "internal";
 }
 
