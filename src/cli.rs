@@ -77,6 +77,7 @@ pub enum Command {
 
 const TOP_AFTER_HELP: &str = "\
 Examples:
+  socv run socA ./test.elf             lease a socA board, push and run the test, give it back
   socv boards --family socA            list the socA boards and who holds them
   socv lease socA --wait 10m --hold    wait up to 10m for a socA board, keep it until Ctrl-C
   socv lease socA --ttl 2h             lease a socA board for 2 hours and return
@@ -101,7 +102,11 @@ Exit codes:
   5  permission denied
   6  leased unreachable, not a socv daemon, or its store unavailable
   124  the command ran past its time limit and was interrupted
-`socv exec` exits with the command's own status; `socv demo` with the sample test's.";
+  125  socv run: socv or the lab failed (after the retries)
+  126  socv run: the binary could not be executed on the board
+  127  socv run: the binary was not found on the board
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); every lease was released
+`socv run` and `socv exec` exit with the test's own status; `socv demo` with the sample test's.";
 
 /// Parses a duration such as `90s`, `30m`, `2h` or `1h30m`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {

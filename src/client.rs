@@ -182,6 +182,20 @@ impl Client {
         self.json(req, &format!("undraining board {board}")).await
     }
 
+    /// `POST /api/v1/boards/{id}/health`: a run's verdict on the board's infrastructure.
+    pub async fn report_health(
+        &self,
+        board: &str,
+        ok: bool,
+        reason: Option<String>,
+    ) -> Result<BoardView> {
+        let req = self
+            .request(Method::POST, &["boards", board, "health"])?
+            .json(&leased::api::HealthReport { ok, reason });
+        self.json(req, &format!("reporting the health of board {board}"))
+            .await
+    }
+
     /// `GET /metrics`: Prometheus text.
     pub async fn metrics(&self) -> Result<String> {
         let url = self.url_from_root(&["metrics"])?;

@@ -93,6 +93,10 @@ pub enum Error {
     #[error("{0}")]
     LocalFile(#[from] crate::session::LocalFileError),
 
+    /// `socv run`: socv or the lab failed; exit 125 like `docker run`, whatever the cause.
+    #[error("{0}")]
+    LabFailure(Box<Error>),
+
     /// Writing the output or setting up the process (runtime, signals) failed.
     #[error("{doing}: {source}")]
     Io {
@@ -113,6 +117,7 @@ impl Error {
             Error::NoBoard { .. } => exit_codes::NO_BOARD,
             Error::NotFound(_) | Error::LeaseEnded { .. } => exit_codes::NOT_FOUND,
             Error::PermissionDenied { .. } => exit_codes::PERMISSION_DENIED,
+            Error::LabFailure(_) => exit_codes::LAB_FAILURE,
             Error::RenewalFailed { source, .. } => match source.exit_code() {
                 exit_codes::OK => exit_codes::FAILURE,
                 code => code,

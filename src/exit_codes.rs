@@ -20,6 +20,16 @@ pub const DAEMON_UNAVAILABLE: i32 = 6;
 /// A command run on a board (`socv exec --timeout`) ran past its time limit (as `timeout(1)`).
 pub const TIMED_OUT: i32 = 124;
 
+/// `socv run`: socv or the lab failed (daemon unreachable, no board in time, every retry
+/// failed), as `docker run` says 125 for its own failures.
+pub const LAB_FAILURE: i32 = 125;
+/// `socv run`: the binary could not be executed on the board.
+pub const CANNOT_EXECUTE: i32 = 126;
+/// `socv run`: the binary (or its interpreter) was not found on the board.
+pub const NOT_FOUND_ON_BOARD: i32 = 127;
+/// Stopped by Ctrl-C (128 + SIGINT), after giving back the lease.
+pub const INTERRUPTED: i32 = 130;
+
 /// Every code with its one-line meaning, in order; the help texts are checked against it.
 pub const ALL: &[(i32, &str)] = &[
     (OK, "success"),
@@ -38,6 +48,19 @@ pub const ALL: &[(i32, &str)] = &[
     (
         TIMED_OUT,
         "the command ran past its time limit and was interrupted",
+    ),
+    (LAB_FAILURE, "socv run: socv or the lab failed (after the retries)"),
+    (
+        CANNOT_EXECUTE,
+        "socv run: the binary could not be executed on the board",
+    ),
+    (
+        NOT_FOUND_ON_BOARD,
+        "socv run: the binary was not found on the board",
+    ),
+    (
+        INTERRUPTED,
+        "interrupted (Ctrl-C, SIGTERM, SIGHUP); every lease was released",
     ),
 ];
 
