@@ -46,6 +46,9 @@ _socv() {
             socv,man)
                 cmd="socv__subcmd__man"
                 ;;
+            socv,power)
+                cmd="socv__subcmd__power"
+                ;;
             socv,push)
                 cmd="socv__subcmd__push"
                 ;;
@@ -106,6 +109,9 @@ _socv() {
             socv__subcmd__help,man)
                 cmd="socv__subcmd__help__subcmd__man"
                 ;;
+            socv__subcmd__help,power)
+                cmd="socv__subcmd__help__subcmd__power"
+                ;;
             socv__subcmd__help,push)
                 cmd="socv__subcmd__help__subcmd__push"
                 ;;
@@ -131,7 +137,7 @@ _socv() {
 
     case "${cmd}" in
         socv)
-            opts="-h -V --daemon --help --version boards lease leases release status exec push console board completions man demo sim help"
+            opts="-h -V --daemon --help --version boards lease leases release status exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -361,7 +367,7 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help)
-            opts="boards lease leases release status exec push console board completions man demo sim help"
+            opts="boards lease leases release status exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -542,6 +548,20 @@ _socv() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        socv__subcmd__help__subcmd__power)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         socv__subcmd__help__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -665,6 +685,24 @@ _socv() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__power)
+            opts="-h --json --daemon --help on off cycle status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --daemon)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

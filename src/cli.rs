@@ -4,7 +4,7 @@
 use crate::commands::{
     board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs, console::ConsoleArgs,
     demo::DemoArgs, exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs, man::ManArgs,
-    push::PushArgs, release::ReleaseArgs, sim::SimArgs, status::StatusArgs,
+    power::PowerArgs, push::PushArgs, release::ReleaseArgs, sim::SimArgs, status::StatusArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -65,6 +65,8 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Administer a board: drain it for maintenance, or put it back into service
     Board(BoardArgs),
+    /// Switch, power-cycle or read the PDU outlet of a board you hold
+    Power(PowerArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     Completions(CompletionsArgs),
     /// Print socv's man page, or write all man pages (also leased's) into a directory
@@ -85,6 +87,7 @@ Examples:
   socv status                          is leased up, and is its store healthy?
   socv exec soc-a-001 -- uname -a      run a command on a board you hold
   socv push soc-a-001 ./test.elf       copy a file to it (to /tmp/test.elf), verified
+  socv power soc-a-001 cycle           power-cycle a board you hold through its PDU
   socv demo                            try it all on a simulated lab, nothing to install
 
 Environment:

@@ -4,8 +4,8 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use leased::api::{
-    self, BoardView, DaemonHealth, DrainRequest, ErrorBody, Lease, LeaseRequest, QueueTicket,
-    RenewRequest, TicketStatus, codes,
+    self, BoardView, DaemonHealth, DrainRequest, ErrorBody, Lease, LeaseRequest, PowerAction,
+    PowerResult, QueueTicket, RenewRequest, TicketStatus, codes,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
@@ -29,6 +29,9 @@ pub const OUR_API_MAJOR: u32 = {
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connecting is quick on a lab network; a daemon that does not accept within this is down.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A power action answers when the PDU is done, after its retries (each up to the PDU's
+/// `timeout_s`), so it may take much longer than an ordinary request.
+pub const POWER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Longest long poll the daemon honours.
 pub const MAX_POLL_WAIT_S: u64 = 30;
 
@@ -196,6 +199,20 @@ impl Client {
             .await
     }
 
+    /// `POST /api/v1/power/{board}/{action}`: answers once the PDU has done it.
+    pub async fn power(&self, board: &str, action: PowerAction) -> Result<PowerResult> {
+        let doing = match action {
+            PowerAction::On => format!("switching {board} on"),
+            PowerAction::Off => format!("switching {board} off"),
+            PowerAction::Cycle => format!("power-cycling {board}"),
+            PowerAction::Status => format!("reading the power state of {board}"),
+        };
+        let req = self
+            .request(Method::POST, &["power", board, &action.to_string()])?
+            .timeout(POWER_TIMEOUT);
+        self.json(req, &doing).await
+    }
+
     /// `GET /metrics`: Prometheus text.
     pub async fn metrics(&self) -> Result<String> {
         let url = self.url_from_root(&["metrics"])?;
@@ -361,6 +378,7 @@ pub fn api_error(doing: &str, status: StatusCode, body: &[u8]) -> Error {
             none_healthy: true,
         },
         (_, codes::STORE_UNAVAILABLE) => Error::StoreUnavailable { doing, message },
+        (_, codes::PDU_FAILED | codes::NO_PDU) => Error::Power { doing, message },
         (_, codes::LEASE_ENDED) | (StatusCode::GONE, _) => Error::LeaseEnded { doing, message },
         (_, codes::UNAUTHORIZED) | (StatusCode::UNAUTHORIZED, _) => Error::PermissionDenied {
             doing,
@@ -432,6 +450,8 @@ mod tests {
             (403, codes::FORBIDDEN, exit_codes::PERMISSION_DENIED),
             (401, codes::UNAUTHORIZED, exit_codes::PERMISSION_DENIED),
             (400, codes::BAD_REQUEST, exit_codes::FAILURE),
+            (502, codes::PDU_FAILED, exit_codes::FAILURE),
+            (400, codes::NO_PDU, exit_codes::FAILURE),
             (500, codes::INTERNAL, exit_codes::FAILURE),
         ];
         for (status, code, exit) in cases {

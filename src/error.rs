@@ -54,6 +54,11 @@ pub enum Error {
     #[error("{doing}: permission denied: {message}")]
     PermissionDenied { doing: String, message: String },
 
+    /// The board's PDU failed (unreachable, or it answered an error), or the board has none;
+    /// the message names the PDU and what it answered.
+    #[error("{doing}: {message}")]
+    Power { doing: String, message: String },
+
     /// Any other error answer of the daemon.
     #[error("{doing}: leased answered {status}: {message}")]
     Daemon {
@@ -124,6 +129,7 @@ impl Error {
             },
             Error::ApiVersion { .. }
             | Error::Daemon { .. }
+            | Error::Power { .. }
             | Error::BadAnswer { .. }
             | Error::Sim(_)
             | Error::Session(_)

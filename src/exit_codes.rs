@@ -49,7 +49,10 @@ pub const ALL: &[(i32, &str)] = &[
         TIMED_OUT,
         "the command ran past its time limit and was interrupted",
     ),
-    (LAB_FAILURE, "socv run: socv or the lab failed (after the retries)"),
+    (
+        LAB_FAILURE,
+        "socv run: socv or the lab failed (after the retries)",
+    ),
     (
         CANNOT_EXECUTE,
         "socv run: the binary could not be executed on the board",

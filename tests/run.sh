@@ -30,6 +30,8 @@ busybox telnetd --help >/dev/null 2>&1 || apt_install busybox-static
 #   ser2net, and socat for the pty it serves (Debian: ser2net, socat)
 need ser2net || apt_install ser2net
 need socat || apt_install socat
+#   net-snmp's snmpd, the agent the apc-snmp PDU tests talk to (Debian: snmpd; in /usr/sbin)
+[ -x /usr/sbin/snmpd ] || need snmpd || apt_install snmpd
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod lab;
+pub mod power;
 pub mod server;
 pub mod store;
 

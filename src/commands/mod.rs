@@ -10,6 +10,7 @@ pub mod held;
 pub mod lease;
 pub mod leases;
 pub mod man;
+pub mod power;
 pub mod push;
 pub mod release;
 pub mod sim;
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Release(args) => release::run(&client()?, args).await,
         Command::Status(args) => status::run(&client()?, args).await,
         Command::Board(args) => board::run(&client()?, args).await,
+        Command::Power(args) => power::run(&client()?, args).await,
         Command::Push(args) => push::run(&client()?, args).await,
         Command::Console(args) => console::run(&client()?, args).await,
         Command::Completions(args) => completions::run(args),

@@ -48,6 +48,8 @@ pub struct Inner {
     pub store: Arc<dyn LeaseStore>,
     pub auth: Auth,
     pub metrics: Metrics,
+    /// Drives the PDUs; serialises actions per outlet.
+    pub power: crate::power::PowerController,
 }
 
 impl std::ops::Deref for AppState {
@@ -106,8 +108,10 @@ pub async fn build_with_store(
         .iter()
         .map(|b| (b.board_id.clone(), b.clone()))
         .collect();
+    let power = crate::power::PowerController::new(&lab);
     let state = AppState(Arc::new(Inner {
         config,
+        power,
         lab,
         boards,
         store,
@@ -145,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/queue/{ticket}",
             get(queue::poll).delete(queue::cancel),
         )
+        .route("/api/v1/power/{board_id}/{action}", post(power::act))
         .route("/metrics", get(metrics::get))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -3,4 +3,5 @@
 pub mod boards;
 pub mod health;
 pub mod lease;
+pub mod power;
 pub mod queue;

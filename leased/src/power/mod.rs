@@ -1,0 +1,320 @@
+//! Power control of the boards' PDU outlets: one driver per `driver:` of boards.yaml, actions on
+//! one outlet serialised, failed actions retried a bounded number of times.
+//!
+//! A cycle is the driver's own (an http `cycle` URL, pdudaemon's `reboot`, APC `reboot(3)`, a
+//! command `cycle`) when it has one, else off, the PDU's `cycle_delay_s`, on. Either way the
+//! outlet's lock is held throughout, so no other request on that outlet runs in between.
+
+mod apc_snmp;
+mod command;
+mod http;
+mod pdudaemon;
+
+use crate::api::{PowerAction, PowerResult, PowerState};
+use crate::lab::{Board, Lab, OUTLET_PLACEHOLDER, PduConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How much of a PDU's answer an error quotes.
+const ANSWER_EXCERPT: usize = 200;
+
+/// Why a power action did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PowerError {
+    #[error("board {board} has no PDU in the lab file (no pdu_host and pdu_outlet)")]
+    NoPdu { board: String },
+
+    /// The PDU was unreachable or answered an error on every attempt.
+    #[error(
+        "PDU {pdu} ({driver} driver), outlet {outlet}: {action} failed after {attempts} \
+         attempt{s}: {answer}",
+        s = if *attempts == 1 { "" } else { "s" }
+    )]
+    Failed {
+        pdu: String,
+        driver: &'static str,
+        outlet: u32,
+        /// What was asked of the PDU: `on`, `off`, `cycle`, `status`.
+        action: &'static str,
+        attempts: u32,
+        /// What the PDU answered on the last attempt (status and body, connect error, exit
+        /// status and stderr).
+        answer: String,
+    },
+}
+
+/// One request to a driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    On,
+    Off,
+    /// The driver's own power cycle.
+    Cycle,
+    Status,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::On => "on",
+            Step::Off => "off",
+            Step::Cycle => "cycle",
+            Step::Status => "status",
+        }
+    }
+}
+
+/// Held by one action on one outlet from its first request to its last.
+type OutletLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Drives the lab's PDUs; one per daemon.
+pub struct PowerController {
+    pdus: BTreeMap<String, PduConfig>,
+    http: reqwest::Client,
+    /// One lock per (PDU, outlet): an action holds it from its first request to its last.
+    outlets: Mutex<HashMap<(String, u32), OutletLock>>,
+}
+
+impl PowerController {
+    pub fn new(lab: &Lab) -> PowerController {
+        // PDUs sit on the lab network; a proxy from the environment is never the way to them.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .user_agent(concat!("leased/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        PowerController {
+            pdus: lab.pdus.clone(),
+            http,
+            outlets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Does `action` on the outlet that powers `board`, and answers when it is done.
+    pub async fn act(&self, board: &Board, action: PowerAction) -> Result<PowerResult, PowerError> {
+        let no_pdu = || PowerError::NoPdu {
+            board: board.board_id.clone(),
+        };
+        let name = board.pdu_host.as_deref().ok_or_else(no_pdu)?;
+        let outlet = board.pdu_outlet.ok_or_else(no_pdu)?;
+        let pdu = self.pdus.get(name).ok_or_else(no_pdu)?;
+        let started = Instant::now();
+        let lock = self.outlet_lock(name, outlet);
+        let _held = lock.lock().await;
+        let target = Target {
+            name,
+            pdu,
+            outlet,
+            http: &self.http,
+        };
+        let mut attempts = 0;
+        let state = match action {
+            PowerAction::On => target.retried(Step::On, &mut attempts).await?,
+            PowerAction::Off => target.retried(Step::Off, &mut attempts).await?,
+            PowerAction::Status => target.retried(Step::Status, &mut attempts).await?,
+            PowerAction::Cycle if target.has_native_cycle() => {
+                target.retried(Step::Cycle, &mut attempts).await?
+            }
+            PowerAction::Cycle => {
+                target.retried(Step::Off, &mut attempts).await?;
+                tokio::time::sleep(pdu.policy().cycle_delay).await;
+                target.retried(Step::On, &mut attempts).await?
+            }
+        };
+        Ok(PowerResult {
+            board_id: board.board_id.clone(),
+            action: action.to_string(),
+            pdu: name.to_owned(),
+            outlet,
+            state,
+            attempts,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    fn outlet_lock(&self, pdu: &str, outlet: u32) -> OutletLock {
+        let mut outlets = self.outlets.lock().unwrap_or_else(|e| e.into_inner());
+        outlets.entry((pdu.to_owned(), outlet)).or_default().clone()
+    }
+}
+
+/// One outlet of one PDU, with what it takes to talk to it.
+struct Target<'a> {
+    name: &'a str,
+    pdu: &'a PduConfig,
+    outlet: u32,
+    http: &'a reqwest::Client,
+}
+
+impl Target<'_> {
+    fn has_native_cycle(&self) -> bool {
+        match self.pdu {
+            PduConfig::Http(p) => p.cycle.is_some(),
+            PduConfig::Pdudaemon(_) | PduConfig::ApcSnmp(_) => true,
+            PduConfig::Command(p) => p.cycle.is_some(),
+        }
+    }
+
+    /// `step`, tried again after a failure up to the PDU's `retries`, each try within its
+    /// `timeout`; the state after the step, or the last answer as the error.
+    async fn retried(&self, step: Step, attempts: &mut u32) -> Result<PowerState, PowerError> {
+        let policy = *self.pdu.policy();
+        let mut backoff = FIRST_BACKOFF;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            *attempts += 1;
+            let answer = match tokio::time::timeout(policy.timeout, self.once(step)).await {
+                Ok(Ok(state)) => return Ok(state),
+                Ok(Err(answer)) => answer,
+                Err(_) => format!(
+                    "no answer within {}",
+                    humantime::format_duration(policy.timeout)
+                ),
+            };
+            tracing::warn!(
+                pdu = %self.name,
+                driver = self.pdu.driver(),
+                outlet = self.outlet,
+                step = step.as_str(),
+                attempt = tries,
+                %answer,
+                "power action failed"
+            );
+            if tries > policy.retries {
+                return Err(PowerError::Failed {
+                    pdu: self.name.to_owned(),
+                    driver: self.pdu.driver(),
+                    outlet: self.outlet,
+                    action: step.as_str(),
+                    attempts: tries,
+                    answer,
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One try of `step`; the error is what the PDU answered, for people.
+    async fn once(&self, step: Step) -> Result<PowerState, String> {
+        // Boxed: the drivers' futures are large, and the handler's would carry all four.
+        let state = match self.pdu {
+            PduConfig::Http(p) => Box::pin(http::act(self.http, p, self.outlet, step)).await?,
+            PduConfig::Pdudaemon(p) => {
+                Box::pin(pdudaemon::act(self.http, p, self.outlet, step)).await?
+            }
+            PduConfig::ApcSnmp(p) => Box::pin(apc_snmp::act(p, self.outlet, step)).await?,
+            PduConfig::Command(p) => Box::pin(command::act(p, self.outlet, step)).await?,
+        };
+        // A switch that succeeded without saying the state left the outlet as asked.
+        Ok(match (state, step) {
+            (PowerState::Unknown, Step::On | Step::Cycle) => PowerState::On,
+            (PowerState::Unknown, Step::Off) => PowerState::Off,
+            (state, _) => state,
+        })
+    }
+}
+
+/// `template` with the outlet number in place of `{outlet}`.
+fn fill(template: &str, outlet: u32) -> String {
+    template.replace(OUTLET_PLACEHOLDER, &outlet.to_string())
+}
+
+/// The start of a PDU's answer on one line, for an error message.
+fn excerpt(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > ANSWER_EXCERPT {
+        let cut: String = line.chars().take(ANSWER_EXCERPT).collect();
+        format!("{cut}…")
+    } else {
+        line
+    }
+}
+
+/// Reads an outlet state from what a PDU printed or answered: a JSON object with a `state`
+/// (or Tasmota's `POWER`) of on/off/true/false/1/0, or such a word as the whole text.
+fn parse_state(text: &str) -> PowerState {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text.trim()) {
+        let field = ["state", "power", "POWER", "status", "output"]
+            .iter()
+            .find_map(|key| value.get(*key));
+        return match field.or(Some(&value)) {
+            Some(serde_json::Value::Bool(on)) => on_off(*on),
+            Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                Some(1) => PowerState::On,
+                Some(0) => PowerState::Off,
+                _ => PowerState::Unknown,
+            },
+            Some(serde_json::Value::String(s)) => word_state(s),
+            _ => PowerState::Unknown,
+        };
+    }
+    word_state(text)
+}
+
+fn word_state(word: &str) -> PowerState {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" => PowerState::On,
+        "off" | "0" | "false" => PowerState::Off,
+        _ => PowerState::Unknown,
+    }
+}
+
+fn on_off(on: bool) -> PowerState {
+    if on { PowerState::On } else { PowerState::Off }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_read_from_json_and_words() {
+        assert_eq!(parse_state(r#"{"outlet":3,"state":"on"}"#), PowerState::On);
+        assert_eq!(parse_state(r#"{"state":"OFF"}"#), PowerState::Off);
+        assert_eq!(parse_state(r#"{"POWER":"ON"}"#), PowerState::On);
+        assert_eq!(parse_state(r#"{"state":false}"#), PowerState::Off);
+        assert_eq!(parse_state("on\n"), PowerState::On);
+        assert_eq!(parse_state(" Off "), PowerState::Off);
+        assert_eq!(parse_state("0"), PowerState::Off);
+        assert_eq!(parse_state("OK - accepted request"), PowerState::Unknown);
+        assert_eq!(parse_state(r#"{"outlet":3}"#), PowerState::Unknown);
+        assert_eq!(parse_state(""), PowerState::Unknown);
+    }
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt("Invalid request\n"), "Invalid request");
+        assert_eq!(excerpt("a\n  b\tc"), "a b c");
+        let long = "x".repeat(500);
+        assert_eq!(excerpt(&long).chars().count(), ANSWER_EXCERPT + 1);
+    }
+
+    #[test]
+    fn templates_get_the_outlet() {
+        assert_eq!(fill("relay {outlet} on", 7), "relay 7 on");
+        assert_eq!(fill("http://p/o/{outlet}/{outlet}", 2), "http://p/o/2/2");
+    }
+
+    #[test]
+    fn the_error_names_pdu_outlet_driver_and_answer() {
+        let e = PowerError::Failed {
+            pdu: "pdu-a".into(),
+            driver: "http",
+            outlet: 3,
+            action: "off",
+            attempts: 4,
+            answer: "POST http://pdu-a/outlets/3/off answered 500: boom".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "PDU pdu-a (http driver), outlet 3: off failed after 4 attempts: \
+             POST http://pdu-a/outlets/3/off answered 500: boom"
+        );
+    }
+}
