@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod exit_codes;
 pub mod output;
+pub mod report;
 pub mod session;
 pub mod signals;
 pub mod sim;

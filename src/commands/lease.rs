@@ -175,11 +175,7 @@ pub async fn run(client: &Client, args: LeaseArgs) -> Result<()> {
 
 /// Asks for the lease and waits in the queue when told to; gives back what it got when
 /// interrupted.
-pub async fn acquire(
-    client: &Client,
-    args: &LeaseArgs,
-    signals: &mut Signals,
-) -> Result<Lease> {
+pub async fn acquire(client: &Client, args: &LeaseArgs, signals: &mut Signals) -> Result<Lease> {
     let request = args.request();
     let started = Instant::now();
     let post = client.request_lease(&request);
