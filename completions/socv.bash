@@ -55,6 +55,9 @@ _socv() {
             socv,release)
                 cmd="socv__subcmd__release"
                 ;;
+            socv,run)
+                cmd="socv__subcmd__run"
+                ;;
             socv,sim)
                 cmd="socv__subcmd__sim"
                 ;;
@@ -118,6 +121,9 @@ _socv() {
             socv__subcmd__help,release)
                 cmd="socv__subcmd__help__subcmd__release"
                 ;;
+            socv__subcmd__help,run)
+                cmd="socv__subcmd__help__subcmd__run"
+                ;;
             socv__subcmd__help,sim)
                 cmd="socv__subcmd__help__subcmd__sim"
                 ;;
@@ -137,7 +143,7 @@ _socv() {
 
     case "${cmd}" in
         socv)
-            opts="-h -V --daemon --help --version boards lease leases release status exec push console board power completions man demo sim help"
+            opts="-h -V --daemon --help --version run boards lease leases release status exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,7 +373,7 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help)
-            opts="boards lease leases release status exec push console board power completions man demo sim help"
+            opts="run boards lease leases release status exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -590,6 +596,20 @@ _socv() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        socv__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         socv__subcmd__help__subcmd__sim)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -739,6 +759,52 @@ _socv() {
                 return 0
             fi
             case "${prev}" in
+                --daemon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__run)
+            opts="-h --timeout --power-cycle --retries --lease --location --priority --wait --junit --json --daemon --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --location)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --junit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --daemon)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -27,6 +27,7 @@ end
 complete -c socv -n "__fish_socv_needs_command" -l daemon -d 'URL of leased [default: http://127.0.0.1:8000]' -r
 complete -c socv -n "__fish_socv_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c socv -n "__fish_socv_needs_command" -s V -l version -d 'Print version'
+complete -c socv -n "__fish_socv_needs_command" -f -a "run" -d 'Run a test binary on a board of a family: lease, push, run, stream, release'
 complete -c socv -n "__fish_socv_needs_command" -f -a "boards" -d 'List the lab\'s boards: state, health, holder and lease expiry'
 complete -c socv -n "__fish_socv_needs_command" -f -a "lease" -d 'Lease a board of a family (or one named board), waiting in the queue if asked'
 complete -c socv -n "__fish_socv_needs_command" -f -a "leases" -d 'List the active leases'
@@ -42,6 +43,17 @@ complete -c socv -n "__fish_socv_needs_command" -f -a "man" -d 'Print socv\'s ma
 complete -c socv -n "__fish_socv_needs_command" -f -a "demo" -d 'Try socv on a simulated lab, in one process: lease, push and run a test, release'
 complete -c socv -n "__fish_socv_needs_command" -f -a "sim" -d 'Run a simulated lab: telnet boards with a real shell, a PDU, injectable faults'
 complete -c socv -n "__fish_socv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c socv -n "__fish_socv_using_subcommand run" -l timeout -d 'Interrupt the test after this long' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l retries -d 'How many other boards to try after a failure of the board itself' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l lease -d 'Run on a board you already hold (it stays held afterwards)' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l location -d 'Prefer a board at this lab location' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l priority -d 'Place in the queue: high, normal or low [default: normal]' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l wait -d 'How long to wait in the queue for a board' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l junit -d 'Write the result as JUnit XML (for Jenkins\' junit step)' -r -F
+complete -c socv -n "__fish_socv_using_subcommand run" -l daemon -d 'URL of leased [default: http://127.0.0.1:8000]' -r
+complete -c socv -n "__fish_socv_using_subcommand run" -l power-cycle -d 'Power-cycle the board through its PDU before running, and wait for it to boot'
+complete -c socv -n "__fish_socv_using_subcommand run" -l json -d 'Print the result as one JSON object on stdout (the test\'s output goes to stderr)'
+complete -c socv -n "__fish_socv_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c socv -n "__fish_socv_using_subcommand boards" -l family -d 'Only boards of this family (e.g. socA)' -r
 complete -c socv -n "__fish_socv_using_subcommand boards" -l daemon -d 'URL of leased [default: http://127.0.0.1:8000]' -r
 complete -c socv -n "__fish_socv_using_subcommand boards" -l json -d 'Print one JSON array of boards instead of a table'
@@ -107,20 +119,21 @@ complete -c socv -n "__fish_socv_using_subcommand sim" -l dir -d 'Keep the board
 complete -c socv -n "__fish_socv_using_subcommand sim" -l daemon -d 'URL of leased [default: http://127.0.0.1:8000]' -r
 complete -c socv -n "__fish_socv_using_subcommand sim" -l json -d 'Print the boards and endpoints as one JSON document'
 complete -c socv -n "__fish_socv_using_subcommand sim" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "boards" -d 'List the lab\'s boards: state, health, holder and lease expiry'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "lease" -d 'Lease a board of a family (or one named board), waiting in the queue if asked'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "leases" -d 'List the active leases'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "release" -d 'Release a lease you hold, by lease id or board'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "status" -d 'Show whether leased and its lease store are up'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "exec" -d 'Run a shell command on a board you hold; its exit status is socv\'s'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "push" -d 'Copy a file to a board you hold, through its console, verified by checksum'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "console" -d 'Your terminal on the console of a board you hold; `~.` leaves'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "board" -d 'Administer a board: drain it for maintenance, or put it back into service'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "power" -d 'Switch, power-cycle or read the PDU outlet of a board you hold'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "completions" -d 'Print the shell completion script for bash, zsh, fish, elvish or powershell'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "man" -d 'Print socv\'s man page, or write all man pages (also leased\'s) into a directory'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "demo" -d 'Try socv on a simulated lab, in one process: lease, push and run a test, release'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "sim" -d 'Run a simulated lab: telnet boards with a real shell, a PDU, injectable faults'
-complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from boards lease leases release status exec push console board power completions man demo sim help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "run" -d 'Run a test binary on a board of a family: lease, push, run, stream, release'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "boards" -d 'List the lab\'s boards: state, health, holder and lease expiry'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "lease" -d 'Lease a board of a family (or one named board), waiting in the queue if asked'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "leases" -d 'List the active leases'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "release" -d 'Release a lease you hold, by lease id or board'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "status" -d 'Show whether leased and its lease store are up'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "exec" -d 'Run a shell command on a board you hold; its exit status is socv\'s'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "push" -d 'Copy a file to a board you hold, through its console, verified by checksum'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "console" -d 'Your terminal on the console of a board you hold; `~.` leaves'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "board" -d 'Administer a board: drain it for maintenance, or put it back into service'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "power" -d 'Switch, power-cycle or read the PDU outlet of a board you hold'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "completions" -d 'Print the shell completion script for bash, zsh, fish, elvish or powershell'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "man" -d 'Print socv\'s man page, or write all man pages (also leased\'s) into a directory'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "demo" -d 'Try socv on a simulated lab, in one process: lease, push and run a test, release'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "sim" -d 'Run a simulated lab: telnet boards with a real shell, a PDU, injectable faults'
+complete -c socv -n "__fish_socv_using_subcommand help; and not __fish_seen_subcommand_from run boards lease leases release status exec push console board power completions man demo sim help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c socv -n "__fish_socv_using_subcommand help; and __fish_seen_subcommand_from board" -f -a "drain" -d 'Take a board out of service: no new leases until undrained (needs an admin token)'
 complete -c socv -n "__fish_socv_using_subcommand help; and __fish_seen_subcommand_from board" -f -a "undrain" -d 'Put a drained board back into service (needs an admin token)'

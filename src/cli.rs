@@ -4,7 +4,8 @@
 use crate::commands::{
     board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs, console::ConsoleArgs,
     demo::DemoArgs, exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs, man::ManArgs,
-    power::PowerArgs, push::PushArgs, release::ReleaseArgs, sim::SimArgs, status::StatusArgs,
+    power::PowerArgs, push::PushArgs, release::ReleaseArgs, run::RunArgs, sim::SimArgs,
+    status::StatusArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +48,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a test binary on a board of a family: lease, push, run, stream, release
+    Run(RunArgs),
     /// List the lab's boards: state, health, holder and lease expiry
     Boards(BoardsArgs),
     /// Lease a board of a family (or one named board), waiting in the queue if asked

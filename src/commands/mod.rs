@@ -13,6 +13,7 @@ pub mod man;
 pub mod power;
 pub mod push;
 pub mod release;
+pub mod run;
 pub mod sim;
 pub mod status;
 
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let done = match cli.command {
         Command::Exec(args) => return exec::run(&client()?, args).await,
         Command::Demo(args) => return demo::run(args).await,
+        Command::Run(args) => return run::run(&client()?, args).await,
         Command::Boards(args) => boards::run(&client()?, args).await,
         Command::Lease(args) => lease::run(&client()?, args).await,
         Command::Leases(args) => leases::run(&client()?, args).await,
