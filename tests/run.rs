@@ -234,3 +234,41 @@ fn a_quarantined_family_is_125_saying_so() {
     );
     no_lease_left(&lab);
 }
+
+#[test]
+fn sigterm_and_ctrl_c_during_a_run_release_the_lease() {
+    let lab = SimLeased::start(&["socA:1"]);
+    let test = script(&lab, "long.sh", "echo started; sleep 60");
+    for signal in ["TERM", "INT"] {
+        let mut child = lab
+            .command("ann", &["run", "socA", test.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the test runs (its first line is streamed), then signal socv.
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let t0 = std::time::Instant::now();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        // The line comes as it is printed, not when the test ends (60 s later).
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "output held back"
+        );
+        assert_eq!(line, "started\n");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(exit_codes::INTERRUPTED),
+            "after SIG{signal}"
+        );
+        no_lease_left(&lab);
+    }
+}

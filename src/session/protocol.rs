@@ -5,13 +5,16 @@
 //!
 //! ```text
 //! printf '__SOCV_BE''GIN_<n>__\n'; { cmd
-//! } </dev/null; printf '\n__SOCV_R''C_<n>_%d__\n' $?
+//! } </dev/null; printf '__SOCV_R''C_<n>_%d__\n' $?
 //! ```
 //!
 //! The quotes split the markers so that an echo of the line (if `stty -echo` failed) never
 //! matches; the fresh nonce makes text a program prints, even a copy of a marker, harmless.
-//! Output is everything between `BEGIN…\n` and `\n__SOCV_RC_<n>_`: the `\n` that socv adds
-//! before the RC marker is stripped, so output without a final newline comes back exactly.
+//! Output is everything between `BEGIN…\n` and `__SOCV_RC_<n>_`, which may follow the output
+//! on the same line: output without a final newline comes back exactly, and a line the
+//! program has ended is passed on at once (a marker with a newline of its own in front would
+//! make the parser hold back every final `\n` until more output shows it was not the
+//! marker's, so a test that prints a line and then works for a minute would show it late).
 
 use std::fmt::Write as _;
 
@@ -45,7 +48,7 @@ pub(crate) fn wrap(body: &str, nonce: &str) -> String {
     let _ = write!(
         line,
         "printf '__SOCV_BE''GIN_{nonce}__\\n'; {{ {body}\n}} </dev/null; \
-         printf '\\n__SOCV_R''C_{nonce}_%d__\\n' $?\n"
+         printf '__SOCV_R''C_{nonce}_%d__\\n' $?\n"
     );
     line
 }
@@ -158,7 +161,7 @@ enum Phase {
     Begin,
     /// Passing output through, watching for the RC marker.
     Output,
-    /// After `\n__SOCV_RC_<n>_`: reading the status digits up to `__`.
+    /// After `__SOCV_RC_<n>_`: reading the status digits up to `__`.
     Status,
     Done,
 }
@@ -181,7 +184,7 @@ impl CommandParser {
     pub(crate) fn new(nonce: &str) -> Self {
         CommandParser {
             begin: format!("__SOCV_BEGIN_{nonce}__\n").into_bytes(),
-            end: format!("\n__SOCV_RC_{nonce}_").into_bytes(),
+            end: format!("__SOCV_RC_{nonce}_").into_bytes(),
             phase: Phase::Begin,
             held: Vec::new(),
             status: None,
@@ -303,7 +306,7 @@ mod tests {
         let mut v = b"{socv}$ ".to_vec();
         v.extend_from_slice(format!("__SOCV_BEGIN_{N}__\n").as_bytes());
         v.extend_from_slice(output);
-        v.extend_from_slice(format!("\n__SOCV_RC_{N}_{rc}__\n{{socv}}$ ").as_bytes());
+        v.extend_from_slice(format!("__SOCV_RC_{N}_{rc}__\n{{socv}}$ ").as_bytes());
         v
     }
 
@@ -328,8 +331,7 @@ mod tests {
             );
         }
         // Cut off anywhere inside the output, what was held back comes out on a flush.
-        let start =
-            bytes.len() - output.len() - format!("\n__SOCV_RC_{N}_{rc}__\n{{socv}}$ ").len();
+        let start = bytes.len() - output.len() - format!("__SOCV_RC_{N}_{rc}__\n{{socv}}$ ").len();
         for cut in start..=start + output.len() {
             let mut parser = CommandParser::new(N);
             let (mut out, mut noise) = (Vec::new(), Vec::new());
@@ -343,6 +345,20 @@ mod tests {
             (output.to_vec(), Some(rc)),
             "byte by byte"
         );
+    }
+
+    #[test]
+    fn a_finished_line_is_passed_on_at_once() {
+        let mut parser = CommandParser::new(N);
+        let (mut out, mut noise) = (Vec::new(), Vec::new());
+        parser.feed(
+            format!("__SOCV_BEGIN_{N}__\nstarted\n").as_bytes(),
+            &mut out,
+            &mut noise,
+        );
+        assert_eq!(out, b"started\n", "nothing of a finished line is held back");
+        parser.feed(b"__SOCV_R", &mut out, &mut noise);
+        assert_eq!(out, b"started\n", "a possible marker start is held back");
     }
 
     #[test]
@@ -374,7 +390,7 @@ mod tests {
         parser.feed(b"stale \n__SOCV_RC_", &mut out, &mut noise);
         assert!(!parser.started());
         parser.feed(
-            format!("{N}_0__\n__SOCV_BEGIN_{N}__\nx\n__SOCV_RC_{N}_4__\n$ ").as_bytes(),
+            format!("{N}_0__\n__SOCV_BEGIN_{N}__\nx__SOCV_RC_{N}_4__\n$ ").as_bytes(),
             &mut out,
             &mut noise,
         );
