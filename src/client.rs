@@ -301,28 +301,10 @@ fn is_loopback(url: &Url) -> bool {
 
 /// The innermost cause, worded for people ("connection refused", not "os error 111").
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut current: &(dyn std::error::Error + 'static) = err;
-    while let Some(next) = current.source() {
-        current = next;
+    if let Some(words) = leased::cause::io_words(err) {
+        return words.to_owned();
     }
-    if let Some(io) = current.downcast_ref::<std::io::Error>() {
-        use std::io::ErrorKind::*;
-        let words = match io.kind() {
-            ConnectionRefused => Some("connection refused"),
-            ConnectionReset => Some("connection reset"),
-            ConnectionAborted => Some("connection aborted"),
-            TimedOut => Some("timed out"),
-            HostUnreachable => Some("host unreachable"),
-            NetworkUnreachable => Some("network unreachable"),
-            AddrNotAvailable => Some("address not available"),
-            UnexpectedEof => Some("the connection closed before an answer"),
-            _ => None,
-        };
-        if let Some(words) = words {
-            return words.to_owned();
-        }
-    }
-    let text = current.to_string();
+    let text = leased::cause::innermost(err).to_string();
     if text.is_empty() {
         err.to_string()
     } else {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cause;
 pub mod config;
 pub mod lab;
 pub mod power;

@@ -73,27 +73,10 @@ pub(super) fn transport_error(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         return "no answer in time".to_owned();
     }
-    let mut current: &(dyn std::error::Error + 'static) = err;
-    while let Some(next) = current.source() {
-        current = next;
+    if let Some(words) = crate::cause::io_words(err) {
+        return format!("cannot connect: {words}");
     }
-    if let Some(io) = current.downcast_ref::<std::io::Error>() {
-        use std::io::ErrorKind::*;
-        let words = match io.kind() {
-            ConnectionRefused => Some("connection refused"),
-            ConnectionReset => Some("connection reset"),
-            ConnectionAborted => Some("connection aborted"),
-            TimedOut => Some("timed out"),
-            HostUnreachable => Some("host unreachable"),
-            NetworkUnreachable => Some("network unreachable"),
-            UnexpectedEof => Some("the connection closed before an answer"),
-            _ => None,
-        };
-        if let Some(words) = words {
-            return format!("cannot connect: {words}");
-        }
-    }
-    let text = current.to_string();
+    let text = crate::cause::innermost(err).to_string();
     if err.is_connect() {
         format!("cannot connect: {text}")
     } else if err.is_builder() {
