@@ -16,6 +16,9 @@ _socv() {
             ",$1")
                 cmd="socv"
                 ;;
+            socv,batch)
+                cmd="socv__subcmd__batch"
+                ;;
             socv,board)
                 cmd="socv__subcmd__board"
                 ;;
@@ -82,6 +85,9 @@ _socv() {
             socv__subcmd__board__subcmd__help,undrain)
                 cmd="socv__subcmd__board__subcmd__help__subcmd__undrain"
                 ;;
+            socv__subcmd__help,batch)
+                cmd="socv__subcmd__help__subcmd__batch"
+                ;;
             socv__subcmd__help,board)
                 cmd="socv__subcmd__help__subcmd__board"
                 ;;
@@ -143,12 +149,38 @@ _socv() {
 
     case "${cmd}" in
         socv)
-            opts="-h -V --daemon --help --version run boards lease leases release status exec push console board power completions man demo sim help"
+            opts="-h -V --daemon --help --version run batch boards lease leases release status exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --daemon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__batch)
+            opts="-h --parallel --junit --json --daemon --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --junit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --daemon)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -373,8 +405,22 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help)
-            opts="run boards lease leases release status exec push console board power completions man demo sim help"
+            opts="run batch boards lease leases release status exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__help__subcmd__batch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -2,10 +2,10 @@
 //! [`Cli::command()`](clap::CommandFactory::command).
 
 use crate::commands::{
-    board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs, console::ConsoleArgs,
-    demo::DemoArgs, exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs, man::ManArgs,
-    power::PowerArgs, push::PushArgs, release::ReleaseArgs, run::RunArgs, sim::SimArgs,
-    status::StatusArgs,
+    batch::BatchArgs, board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs,
+    console::ConsoleArgs, demo::DemoArgs, exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs,
+    man::ManArgs, power::PowerArgs, push::PushArgs, release::ReleaseArgs, run::RunArgs,
+    sim::SimArgs, status::StatusArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -50,6 +50,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run a test binary on a board of a family: lease, push, run, stream, release
     Run(RunArgs),
+    /// Run the tests of a plan file concurrently across the lab, with one summary and JUnit file
+    Batch(BatchArgs),
     /// List the lab's boards: state, health, holder and lease expiry
     Boards(BoardsArgs),
     /// Lease a board of a family (or one named board), waiting in the queue if asked
@@ -83,6 +85,7 @@ pub enum Command {
 const TOP_AFTER_HELP: &str = "\
 Examples:
   socv run socA ./test.elf             lease a socA board, push and run the test, give it back
+  socv batch nightly.yaml              run the tests of a plan concurrently across the lab
   socv boards --family socA            list the socA boards and who holds them
   socv lease socA --wait 10m --hold    wait up to 10m for a socA board, keep it until Ctrl-C
   socv lease socA --ttl 2h             lease a socA board for 2 hours and return

@@ -1,5 +1,6 @@
 //! One module per `socv` verb, each with its `…Args` and its `run`.
 
+pub mod batch;
 pub mod board;
 pub mod boards;
 pub mod completions;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Exec(args) => return exec::run(&client()?, args).await,
         Command::Demo(args) => return demo::run(args).await,
         Command::Run(args) => return run::run(&client()?, args).await,
+        Command::Batch(args) => return batch::run(&client()?, args).await,
         Command::Boards(args) => boards::run(&client()?, args).await,
         Command::Lease(args) => lease::run(&client()?, args).await,
         Command::Leases(args) => leases::run(&client()?, args).await,

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(after_help = "\
 socv leases a board (waiting in the queue, with a spinner showing your place), optionally
 power-cycles it, pushes BINARY through the console (checked by sha256 on the board), runs it
@@ -110,15 +110,41 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
     let file = LocalFile::read(&args.binary)
         .await
         .map_err(|e| lab_failure(e.into()))?;
-    let retention = report::Retention::from_env().map_err(|e| Error::Usage(e.to_string()))?;
-    let name = remote_name(&args.binary)?;
-    let command = command_line(&name, &args.args);
+    report::Retention::from_env().map_err(|e| Error::Usage(e.to_string()))?;
+    remote_name(&args.binary)?;
     if args.lease.is_none() {
         check_target(client, &args.target)
             .await
             .map_err(lab_failure)?;
     }
 
+    let out = RunOutput::terminal(args.json);
+    let (result, driven) = execute(client, &args, &file, out, &mut signals).await;
+    if let Some(path) = &args.junit {
+        report::write_junit(path, std::slice::from_ref(&result))
+            .map_err(|e| Error::Usage(format!("writing JUnit: {e}")))?;
+    }
+    if args.json {
+        output::print_json(&result)?;
+    }
+    driven
+}
+
+/// Runs one test from start to end: leases a board (waiting in the queue), pushes and runs the
+/// binary with its output going to `out` and the run's console.log, retries board failures
+/// elsewhere, gives the board back, and writes the run directory. A stop from `signals` leaves
+/// the queue or abandons the test, releasing its lease. Used by `socv run` and `socv batch`.
+pub async fn execute(
+    client: &Client,
+    args: &RunArgs,
+    file: &LocalFile,
+    mut out: RunOutput,
+    signals: &mut Signals,
+) -> (RunResult, Result<i32>) {
+    // Checked by the callers before anything is leased.
+    let name = remote_name(&args.binary)
+        .unwrap_or_else(|_| format!("/tmp/socv-{:08x}-test", rand::random::<u32>()));
+    let command = command_line(&name, &args.args);
     let started = output::now_ms();
     let run_id = leased::store::new_id("r");
     let data_dir = report::default_data_dir();
@@ -129,20 +155,19 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
             None
         }
     };
-    let log = rundir
+    out.log = rundir
         .as_ref()
         .and_then(|d| std::fs::File::create(d.console_log_path()).ok());
-    let mut out = RunOutput::new(args.json, log);
     let mut record = Record::default();
     let driven = drive(
         client,
-        &args,
-        &file,
+        args,
+        file,
         &name,
         &command,
         &mut out,
         &mut record,
-        &mut signals,
+        signals,
     )
     .await;
     let ended = output::now_ms();
@@ -180,23 +205,18 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
         if let Err(e) = dir.write_result(&result) {
             eprintln!("socv: warning: {e}");
         }
-        if let Err(e) = report::prune(
-            &data_dir,
-            &retention,
-            std::time::SystemTime::now(),
-            Some(dir.path()),
-        ) {
+        if let Ok(retention) = report::Retention::from_env()
+            && let Err(e) = report::prune(
+                &data_dir,
+                &retention,
+                std::time::SystemTime::now(),
+                Some(dir.path()),
+            )
+        {
             eprintln!("socv: warning: pruning old runs: {e}");
         }
     }
-    if let Some(path) = &args.junit {
-        report::write_junit(path, std::slice::from_ref(&result))
-            .map_err(|e| Error::Usage(format!("writing JUnit: {e}")))?;
-    }
-    if args.json {
-        output::print_json(&result)?;
-    }
-    driven
+    (result, driven)
 }
 
 /// What the run learnt on the way, for its result.
@@ -225,10 +245,11 @@ async fn drive(
     for attempt in 0..=args.retries {
         // Waiting in the queue handles signals itself: it leaves the queue, or gives back a
         // board granted meanwhile.
-        let lease = match take_board(client, args, signals).await {
+        let lease = match take_board(client, args, out, signals).await {
             Ok(lease) => lease,
             Err(Error::NoBoard { message, .. }) if message.starts_with("stopped by") => {
-                eprintln!("socv: {message}");
+                out.say(&message);
+                record.note = Some(message);
                 return Ok(exit_codes::INTERRUPTED);
             }
             Err(e) => return Err(lab_failure(e)),
@@ -242,7 +263,7 @@ async fn drive(
             signal = signals.recv() => {
                 renewals.abort();
                 record.note = Some(format!("stopped by {signal}"));
-                return interrupted(signal, Some(&lease), client, args).await;
+                return interrupted(signal, Some(&lease), client, args, out).await;
             }
         };
         renewals.abort();
@@ -260,11 +281,11 @@ async fn drive(
                     "ran past {} and was interrupted",
                     humantime::format_duration(args.timeout)
                 ));
-                eprintln!(
-                    "socv: {} on {board} ran past {} and was interrupted",
+                out.say(format_args!(
+                    "{} on {board} ran past {} and was interrupted",
                     args.binary.display(),
                     humantime::format_duration(args.timeout)
-                );
+                ));
                 return Ok(exit_codes::TIMED_OUT);
             }
             Err(AttemptError::Board(e)) => {
@@ -290,14 +311,14 @@ async fn drive(
         if keep || left == 0 {
             break;
         }
-        eprintln!(
-            "socv: {}; retrying on another board ({left} {} left)",
+        out.say(format_args!(
+            "{}; retrying on another board ({left} {} left)",
             failures
                 .last()
                 .map(String::as_str)
                 .unwrap_or("the board failed"),
             if left == 1 { "retry" } else { "retries" }
-        );
+        ));
     }
     Err(lab_failure(Error::NoBoard {
         message: format!(
@@ -345,7 +366,7 @@ async fn attempt_on(
     };
     let mut config = held::session_config(&lease.board_id, console);
     if args.power_cycle {
-        eprintln!("socv: power-cycling {}", lease.board_id);
+        out.say(format_args!("power-cycling {}", lease.board_id));
         if let Err(e) = client.power(&lease.board_id, PowerAction::Cycle).await {
             return Ok(Attempt::PowerFault(e));
         }
@@ -359,18 +380,18 @@ async fn attempt_on(
         }
     };
     let mut session = BoardSession::connect(config).await.map_err(board_fault)?;
-    let bar = output::progress_bar(file.len(), !args.json);
+    let bar = output::progress_bar(file.len(), !args.json && !out.hides());
     let pushed = session
         .push(file, name, |sent| bar.set_position(sent))
         .await;
     bar.finish_and_clear();
     pushed.map_err(board_fault)?;
-    eprintln!(
-        "socv: running {} on {} (lease {})",
+    out.say(format_args!(
+        "running {} on {} (lease {})",
         file.path().display(),
         lease.board_id,
         lease.id
-    );
+    ));
     let ran = session.run_with_timeout(command, args.timeout, out).await;
     let _ = out.flush().await;
     let outcome = match ran {
@@ -378,10 +399,10 @@ async fn attempt_on(
         Ok(TimedOutcome::TimedOut) => Attempt::TimedOut,
         Err(e) if matches!(e.kind(), ErrorKind::Unresponsive { .. }) => {
             // The test hung the board: the next person must find it working.
-            eprintln!(
-                "socv: {} does not answer after Ctrl-C; power-cycling it",
+            out.say(format_args!(
+                "{} does not answer after Ctrl-C; power-cycling it",
                 lease.board_id
-            );
+            ));
             if let Err(p) = client.power(&lease.board_id, PowerAction::Cycle).await {
                 eprintln!("socv: warning: {p}");
             }
@@ -400,7 +421,12 @@ async fn attempt_on(
 }
 
 /// The lease to run on: the one given with `--lease`, else a new one (waiting in the queue).
-async fn take_board(client: &Client, args: &RunArgs, signals: &mut Signals) -> Result<Lease> {
+async fn take_board(
+    client: &Client,
+    args: &RunArgs,
+    out: &RunOutput,
+    signals: &mut Signals,
+) -> Result<Lease> {
     if let Some(id) = &args.lease {
         return held::resolve(client, id).await.map(|h| h.lease);
     }
@@ -414,10 +440,14 @@ async fn take_board(client: &Client, args: &RunArgs, signals: &mut Signals) -> R
         ttl: Some(RUN_TTL),
         wait: Some(lease::WaitLimit::For(args.wait)),
         hold: false,
-        json: false,
+        // A batch shows the wait on its own progress lines.
+        json: out.hides(),
     };
     let lease = lease::acquire(client, &lease_args, signals).await?;
-    eprintln!("socv: leased {} (lease {})", lease.board_id, lease.id);
+    out.say(format_args!(
+        "leased {} (lease {})",
+        lease.board_id, lease.id
+    ));
     Ok(lease)
 }
 
@@ -475,12 +505,16 @@ async fn interrupted(
     lease: Option<&Lease>,
     client: &Client,
     args: &RunArgs,
+    out: &RunOutput,
 ) -> Result<i32> {
     if let Some(lease) = lease {
         give_back(client, lease, args.lease.is_some()).await;
-        eprintln!("socv: {signal}: stopped; {} given back", lease.board_id);
+        out.say(format_args!(
+            "{signal}: stopped; {} given back",
+            lease.board_id
+        ));
     } else {
-        eprintln!("socv: {signal}: stopped");
+        out.say(format_args!("{signal}: stopped"));
     }
     Ok(exit_codes::INTERRUPTED)
 }
@@ -514,20 +548,55 @@ fn quote(s: &str) -> String {
 }
 
 /// Where the test's output goes as it arrives: the terminal (stdout; stderr under `--json`,
-/// where stdout carries the result), the run's console.log, and the test-case scanner. Writes
-/// are plain blocking writes: a terminal or a file keeps up with any console.
-struct RunOutput {
-    to_stderr: bool,
+/// where stdout carries the result) or nowhere (one run of a batch), the run's console.log, and
+/// the test-case scanner. Writes are plain blocking writes: a terminal or a file keeps up with
+/// any console.
+pub struct RunOutput {
+    shown: Shown,
     log: Option<std::fs::File>,
     scanner: CaseScanner,
+    /// Told of every board the run goes to (a batch's progress line names it).
+    on_lease: Option<OnLease>,
+}
+
+type OnLease = Box<dyn Fn(&Lease) + Send + Sync>;
+
+enum Shown {
+    Stdout,
+    Stderr,
+    /// Neither the output nor socv's notes about the run (a batch reports them itself).
+    Hidden,
 }
 
 impl RunOutput {
-    fn new(to_stderr: bool, log: Option<std::fs::File>) -> RunOutput {
+    /// `socv run`: the output on stdout, or on stderr under `--json`.
+    pub fn terminal(json: bool) -> RunOutput {
         RunOutput {
-            to_stderr,
-            log,
+            shown: if json { Shown::Stderr } else { Shown::Stdout },
+            log: None,
             scanner: CaseScanner::new(),
+            on_lease: None,
+        }
+    }
+
+    /// One run of many: the output only in console.log and the scanner, no progress or notes.
+    pub fn hidden(on_lease: impl Fn(&Lease) + Send + Sync + 'static) -> RunOutput {
+        RunOutput {
+            shown: Shown::Hidden,
+            log: None,
+            scanner: CaseScanner::new(),
+            on_lease: Some(Box::new(on_lease)),
+        }
+    }
+
+    fn hides(&self) -> bool {
+        matches!(self.shown, Shown::Hidden)
+    }
+
+    /// A note about the run on stderr, unless the run is one of a batch.
+    fn say(&self, text: impl std::fmt::Display) {
+        if !self.hides() {
+            eprintln!("socv: {text}");
         }
     }
 
@@ -536,6 +605,9 @@ impl RunOutput {
         self.scanner = CaseScanner::new();
         if let Some(log) = &mut self.log {
             let _ = writeln!(log, "--- socv: {} (lease {}) ---", lease.board_id, lease.id);
+        }
+        if let Some(on_lease) = &self.on_lease {
+            on_lease(lease);
         }
     }
 }
@@ -554,16 +626,21 @@ impl AsyncWrite for RunOutput {
             eprintln!("socv: warning: console.log: {e}; no longer written");
             this.log = None;
         }
-        let shown = if this.to_stderr {
-            std::io::stderr().write_all(buf)
-        } else {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(buf).and_then(|()| stdout.flush())
+        let shown = match this.shown {
+            Shown::Stderr => std::io::stderr().write_all(buf),
+            Shown::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(buf).and_then(|()| stdout.flush())
+            }
+            Shown::Hidden => Ok(()),
         };
         Poll::Ready(shown.map(|()| buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.hides() {
+            return Poll::Ready(Ok(()));
+        }
         Poll::Ready(std::io::stdout().flush())
     }
 
