@@ -36,14 +36,27 @@ fn require(tool: &str, check: &[&str], package: &str) {
     );
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+/// Waits until `child` listens on `port`. `Err` when it exited first, or was not alive a moment
+/// after the port answered: then something else holds the port (a free port can be taken by
+/// another test's connection between choosing it and binding it), and the caller retries on a
+/// fresh one.
+fn wait_for_port(port: u16, what: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            std::thread::sleep(Duration::from_millis(100));
+            return match child.try_wait() {
+                Ok(None) => Ok(()),
+                Ok(Some(status)) => Err(format!(
+                    "{what} exited with {status}; port {port} is someone else's"
+                )),
+                Err(e) => Err(format!("{what}: {e}")),
+            };
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited with {status} before listening on port {port}");
+            return Err(format!(
+                "{what} exited with {status} before listening on port {port}"
+            ));
         }
         assert!(
             Instant::now() < deadline,
@@ -51,6 +64,24 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts a server on a fresh free port until one really listens there (a few tries).
+fn start_on_free_port(what: &str, mut spawn_on: impl FnMut(u16) -> Child) -> (u16, Child) {
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn_on(port);
+        match wait_for_port(port, what, &mut child) {
+            Ok(()) => return (port, child),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                errors.push(e);
+            }
+        }
+    }
+    panic!("{what} did not start: {}", errors.join("; "));
 }
 
 /// Spawns `program args` with SIGINT and SIGQUIT at their defaults: a process started from a
@@ -174,15 +205,15 @@ impl BusyboxTelnetd {
         std::fs::create_dir(&home).expect("creating the board's home");
         let login = dir.path().join("login.sh");
         write_executable(&login, &login_script("telnetd-board", &home, &board, true));
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
         let login_arg = login.display().to_string();
-        let mut child = spawn(
-            "busybox",
-            &["telnetd", "-F", "-K", "-b", &bind, "-l", &login_arg],
-            dir.path(),
-        );
-        wait_for_port(port, "busybox telnetd", &mut child);
+        let (port, child) = start_on_free_port("busybox telnetd", |port| {
+            let bind = format!("127.0.0.1:{port}");
+            spawn(
+                "busybox",
+                &["telnetd", "-F", "-K", "-b", &bind, "-l", &login_arg],
+                dir.path(),
+            )
+        });
         BusyboxTelnetd {
             port,
             home,
@@ -237,27 +268,27 @@ impl Ser2net {
             assert!(Instant::now() < deadline, "socat made no pty within 10 s");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let port = free_port();
         let config = dir.path().join("ser2net.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "%YAML 1.1\n---\nconnection: &board\n  \
-                 accepter: telnet(rfc2217),tcp,127.0.0.1,{port}\n  \
-                 connector: serialdev(nouucplock=true),{},115200n81,local\n  \
-                 options:\n    kickolduser: true\n",
-                tty.display()
-            ),
-        )
-        .expect("writing ser2net.yaml");
         let config_arg = config.display().to_string();
         let pid_arg = dir.path().join("ser2net.pid").display().to_string();
-        let mut ser2net = spawn(
-            "ser2net",
-            &["-n", "-c", &config_arg, "-P", &pid_arg],
-            dir.path(),
-        );
-        wait_for_port(port, "ser2net", &mut ser2net);
+        let (port, ser2net) = start_on_free_port("ser2net", |port| {
+            std::fs::write(
+                &config,
+                format!(
+                    "%YAML 1.1\n---\nconnection: &board\n  \
+                     accepter: telnet(rfc2217),tcp,127.0.0.1,{port}\n  \
+                     connector: serialdev(nouucplock=true),{},115200n81,local\n  \
+                     options:\n    kickolduser: true\n",
+                    tty.display()
+                ),
+            )
+            .expect("writing ser2net.yaml");
+            spawn(
+                "ser2net",
+                &["-n", "-c", &config_arg, "-P", &pid_arg],
+                dir.path(),
+            )
+        });
         Ser2net {
             port,
             home,
