@@ -38,6 +38,23 @@ impl SessionError {
         &self.0.kind
     }
 
+    /// Whether the session can no longer be used (the link or the shell is gone), so that
+    /// cleaning up on the board is pointless.
+    pub(crate) fn link_lost(&self) -> bool {
+        use ErrorKind::*;
+        matches!(
+            &self.0.kind,
+            Connect { .. }
+                | ConnectTimeout { .. }
+                | LoginRejected { .. }
+                | MissingCredential { .. }
+                | Closed { .. }
+                | Io { .. }
+                | Protocol { .. }
+                | Unresponsive { .. }
+        )
+    }
+
     /// Whether the fault is the board's or the lab's (console unreachable, login refused,
     /// link dropped, shell hung), as opposed to the command or the file being pushed. Such a
     /// failure counts against the board's health and is worth a retry on another board.
@@ -52,13 +69,13 @@ impl SessionError {
             | Closed { .. }
             | Io { .. }
             | Protocol { .. }
-            | Unresponsive { .. } => true,
-            CommandTooLong { .. }
-            | Output { .. }
+            | Unresponsive { .. }
+            // A corrupt or failed copy (a full disk, a flaky link, no base64) is the board's
+            // trouble, not the test's: another board may well take it.
             | ToolMissing { .. }
-            | InvalidRemotePath { .. }
             | PushFailed { .. }
-            | ChecksumMismatch { .. } => false,
+            | ChecksumMismatch { .. } => true,
+            CommandTooLong { .. } | Output { .. } | InvalidRemotePath { .. } => false,
         }
     }
 }

@@ -311,7 +311,7 @@ impl BoardSession {
         let outcome = match result {
             Ok(v) => v,
             Err(e) => {
-                if !e.is_board_fault() || matches!(e.kind(), ErrorKind::Timeout { .. }) {
+                if !e.link_lost() {
                     self.remove_quietly(&part_q).await;
                 }
                 return Err(e);
