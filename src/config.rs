@@ -163,12 +163,27 @@ pub fn parse_daemon_url(value: &str) -> std::result::Result<Url, String> {
 
 /// `user@host` of this process: user from `$USER`/`$LOGNAME`, host from `/etc/hostname`,
 /// `$HOSTNAME` or the kernel; only characters allowed in an HTTP header are kept.
+/// The name of `uid` in an /etc/passwd text (`name:x:uid:…`).
+fn user_of_uid(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
+}
+
 pub fn holder(
     env: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&Path) -> Option<String>,
 ) -> String {
     let user = non_empty(env("USER"))
         .or_else(|| non_empty(env("LOGNAME")))
+        // Cron jobs, containers and CI often set neither: the passwd entry of our uid names us.
+        .or_else(|| {
+            let uid = rustix::process::getuid().as_raw();
+            read_file(Path::new("/etc/passwd")).and_then(|p| user_of_uid(&p, uid))
+        })
         .unwrap_or_else(|| "unknown".to_owned());
     let host = non_empty(read_file(Path::new("/etc/hostname")))
         .or_else(|| non_empty(env("HOSTNAME")))
@@ -190,6 +205,16 @@ pub fn holder(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_passwd_entry_names_a_user_without_user_or_logname() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\n";
+        assert_eq!(user_of_uid(passwd, 1000).as_deref(), Some("ann"));
+        assert_eq!(user_of_uid(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_of_uid(passwd, 7), None);
+        assert_eq!(user_of_uid("garbage\n::", 0), None);
+    }
+
     use super::*;
     use std::collections::HashMap;
 
