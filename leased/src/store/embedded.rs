@@ -331,11 +331,6 @@ impl LeaseStore for EmbeddedStore {
             .await
     }
 
-    async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord> {
-        let id = id.to_string();
-        self.op(move |s| s.release(&id, now)).await
-    }
-
     async fn leases(&self, now: Millis) -> StoreResult<Vec<LeaseRecord>> {
         self.op(move |s| {
             s.reap(now);

@@ -222,7 +222,10 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// Reads a lease, also an ended one still remembered.
     async fn lease(&self, id: &str, now: Millis) -> StoreResult<Option<LeaseRecord>>;
     async fn renew(&self, id: &str, ttl_ms: Millis, now: Millis) -> StoreResult<LeaseRecord>;
-    async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord>;
+    /// Releases a lease, whoever holds it.
+    async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord> {
+        self.release_held(id, None, now).await
+    }
     /// Releases a lease only when `holder` holds it (`None`: whoever holds it), in one step.
     async fn release_held(
         &self,

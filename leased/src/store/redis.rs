@@ -344,11 +344,6 @@ impl LeaseStore for RedisStore {
         json(r.op, r.item(0)?)
     }
 
-    async fn release(&self, id: &str, now: Millis) -> StoreResult<LeaseRecord> {
-        let r = self.call("release", now, &[id.to_string()]).await?;
-        json(r.op, r.item(0)?)
-    }
-
     async fn leases(&self, now: Millis) -> StoreResult<Vec<LeaseRecord>> {
         let r = self.call("leases", now, &[]).await?;
         let mut leases: Vec<LeaseRecord> = json_list(r.op, r.item(0)?)?;
