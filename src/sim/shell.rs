@@ -169,10 +169,16 @@ mod tests {
         assert_eq!(parse_stat("garbage"), None);
     }
 
-    #[test]
-    fn finds_our_own_session() {
-        let ours = rustix::process::getsid(None).unwrap().as_raw_pid();
-        let me = std::process::id();
-        assert!(session_members(u32::try_from(ours).unwrap()).contains(&me));
+    /// A shell we start is a session leader, so its session is found by its pid, and
+    /// `terminate` leaves nothing of it. (Our own session is no good for this test: under CI it
+    /// may belong to a leader outside our pid namespace, and `getsid` then answers 0.)
+    #[tokio::test]
+    async fn finds_and_ends_a_shell_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let shell = Shell::spawn(Path::new("/bin/sh"), dir.path(), "root", (80, 24)).unwrap();
+        let pid = shell.pid();
+        assert!(session_members(pid).contains(&pid));
+        shell.terminate().await;
+        assert_eq!(session_members(pid), Vec::<u32>::new());
     }
 }
