@@ -389,6 +389,396 @@ pub struct DaemonHealth {
     pub caller: String,
     #[serde(default)]
     pub caller_role: String,
+    /// Run history delivery to Prefect.
+    #[serde(default)]
+    pub prefect: PrefectStatus,
+    /// Configured notification channels.
+    #[serde(default)]
+    pub notifications: Vec<ChannelStatus>,
+}
+
+/// Where a run is. `Pending` → `Running` → one of the terminal states; the names are those of
+/// Prefect's state types, except `TimedOut` (a Prefect FAILED state named `TimedOut`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    #[default]
+    Pending,
+    Running,
+    /// The test passed (exit code 0).
+    Completed,
+    /// The test failed (non-zero exit code).
+    Failed,
+    /// The test ran past its timeout.
+    TimedOut,
+    /// socv or the lab failed (the run could not say how the test did), or the client vanished.
+    Crashed,
+    /// Stopped by a person (Ctrl-C) or by socv before it finished.
+    Cancelled,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 7] = [
+        RunState::Pending,
+        RunState::Running,
+        RunState::Completed,
+        RunState::Failed,
+        RunState::TimedOut,
+        RunState::Crashed,
+        RunState::Cancelled,
+    ];
+
+    /// Whether the run has ended (no further state changes are accepted).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunState::Pending | RunState::Running)
+    }
+
+    /// Whether the run ended badly (for "failures only" notifications).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunState::Failed | RunState::TimedOut | RunState::Crashed
+        )
+    }
+
+    /// The wire name (`timed_out`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Pending => "pending",
+            RunState::Running => "running",
+            RunState::Completed => "completed",
+            RunState::Failed => "failed",
+            RunState::TimedOut => "timed_out",
+            RunState::Crashed => "crashed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Prefect's state type for this state.
+    pub fn prefect_type(self) -> &'static str {
+        match self {
+            RunState::Pending => "PENDING",
+            RunState::Running => "RUNNING",
+            RunState::Completed => "COMPLETED",
+            RunState::Failed | RunState::TimedOut => "FAILED",
+            RunState::Crashed => "CRASHED",
+            RunState::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Prefect's state name for this state (shown in its UI).
+    pub fn prefect_name(self) -> &'static str {
+        match self {
+            RunState::Pending => "Pending",
+            RunState::Running => "Running",
+            RunState::Completed => "Completed",
+            RunState::Failed => "Failed",
+            RunState::TimedOut => "TimedOut",
+            RunState::Crashed => "Crashed",
+            RunState::Cancelled => "Cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+        RunState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == wanted || st.as_str().replace('_', "") == wanted)
+            .ok_or_else(|| {
+                let names: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "invalid run state '{s}': expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Longest run id a client may choose.
+pub const MAX_RUN_ID_LEN: usize = 64;
+
+/// Checks a client-chosen run id: 1–64 of `a-z`, `0-9` and `-` (it becomes part of Prefect's
+/// idempotency key and artifact keys, which allow no more).
+pub fn check_run_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_RUN_ID_LEN {
+        return Err(format!(
+            "run id '{id}' must be 1 to {MAX_RUN_ID_LEN} characters"
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "run id '{id}' holds '{c}': only a-z, 0-9 and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/runs`: a run has started on a leased board. The holder is the caller.
+/// Posting the same `id` again answers the run already recorded (safe to retry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStart {
+    /// Chosen by the client so that a retried POST does not record the run twice; see
+    /// [`check_run_id`]. Absent: the daemon picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The lease the run uses; when it ends while the run is still going, the run is Crashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+    pub board_id: String,
+    /// Default: the board's family in the lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Default: the board's location in the lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The test binary as the user named it (a local path).
+    pub binary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Outcome of one test case, as the run's output told it (TAP, KTAP, LAVA markers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseOutcome {
+    #[default]
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One test case of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCase {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub outcome: CaseOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `PATCH /api/v1/runs/{id}`: the run moved on (to Running, or to its end with its result).
+/// A run that has ended accepts no other state: 409 `run_ended`. Repeating the very state it
+/// ended in answers the run unchanged (safe to retry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunUpdate {
+    pub state: RunState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The test's exit code, when it ran to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// socv's own exit code for the run (docker-run style: 124 timeout, 125 lab failure, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socv_exit_code: Option<i32>,
+    /// The board the run ended on, when socv retried on another board.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<RunCase>,
+}
+
+/// Severity of a log line, as Prefect's integer levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    /// Python's logging level (what Prefect's `/logs/` wants).
+    pub fn python_level(self) -> u8 {
+        match self {
+            LogLevel::Debug => 10,
+            LogLevel::Info => 20,
+            LogLevel::Warning => 30,
+            LogLevel::Error => 40,
+        }
+    }
+}
+
+/// One console line (or socv's own message) of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When it was seen, Unix ms.
+    #[serde(default)]
+    pub ts_ms: u64,
+    #[serde(default)]
+    pub level: LogLevel,
+    /// `console` for the board's output, `socv` for socv's own messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `POST /api/v1/runs/{id}/logs`: console lines, in order. A batch must fit the body limit;
+/// socv sends at most [`MAX_LOG_BATCH_LINES`] lines of at most [`MAX_LOG_LINE_BYTES`] each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunLogs {
+    pub lines: Vec<LogLine>,
+}
+
+/// Most lines in one `POST /api/v1/runs/{id}/logs`.
+pub const MAX_LOG_BATCH_LINES: usize = 1000;
+/// Longest log line; a longer one is split into several lines by the sender.
+pub const MAX_LOG_LINE_BYTES: usize = 8 * 1024;
+
+/// The Prefect side of a run, once delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPrefect {
+    #[serde(default)]
+    pub flow_run_id: String,
+    /// The flow run's page in the Prefect UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A run as recorded (`GET /api/v1/runs`, and the answer to every run call).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+    #[serde(default)]
+    pub board_id: String,
+    #[serde(default)]
+    pub family: String,
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub holder: String,
+    #[serde(default)]
+    pub binary: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub state: RunState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socv_exit_code: Option<i32>,
+    #[serde(default)]
+    pub created_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at_ms: Option<u64>,
+    #[serde(default)]
+    pub cases: Vec<RunCase>,
+    /// Console lines recorded so far.
+    #[serde(default)]
+    pub log_lines: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefect: Option<RunPrefect>,
+}
+
+impl Run {
+    /// From start to end (or to now, for a run still going), in ms.
+    pub fn duration_ms(&self, now_ms: u64) -> u64 {
+        let start = self.started_at_ms.unwrap_or(self.created_at_ms);
+        self.ended_at_ms.unwrap_or(now_ms).saturating_sub(start)
+    }
+}
+
+/// `GET /api/v1/runs` query: every filter is optional; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+    /// Only runs created at or after this Unix time (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// At most this many (default 50, at most [`MAX_RUN_QUERY_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// Default and largest `limit` of `GET /api/v1/runs`.
+pub const DEFAULT_RUN_QUERY_LIMIT: usize = 50;
+pub const MAX_RUN_QUERY_LIMIT: usize = 1000;
+
+/// How the delivery of run records to Prefect goes (`GET /api/v1/health`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefectStatus {
+    /// Whether a Prefect API URL is configured at all.
+    #[serde(default)]
+    pub configured: bool,
+    /// The API URL, without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The last delivery attempt succeeded (or nothing was tried yet).
+    #[serde(default)]
+    pub ok: bool,
+    /// What went wrong last, while it is still going wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Records waiting in the outbox.
+    #[serde(default)]
+    pub backlog: u64,
+    /// Records delivered since this daemon started.
+    #[serde(default)]
+    pub delivered: u64,
+    /// When the last record was delivered, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery_ms: Option<u64>,
+}
+
+/// One notification channel (Slack, Feishu) as `GET /api/v1/health` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStatus {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub sent: u64,
+    /// Notifications given up on after their retries.
+    #[serde(default)]
+    pub failed: u64,
+    /// Waiting to be sent or retried.
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_ms: Option<u64>,
 }
 
 /// Machine-readable error codes of [`ErrorBody`].
@@ -407,6 +797,8 @@ pub mod codes {
     pub const NO_PDU: &str = "no_pdu";
     /// The PDU was unreachable or answered an error (after the retries).
     pub const PDU_FAILED: &str = "pdu_failed";
+    /// The run has ended and accepts no other state.
+    pub const RUN_ENDED: &str = "run_ended";
     pub const INTERNAL: &str = "internal";
 }
 

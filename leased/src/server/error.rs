@@ -59,7 +59,9 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownFamily(_)
             | StoreError::UnknownBoard(_)
             | StoreError::UnknownLease(_)
-            | StoreError::UnknownTicket(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            | StoreError::UnknownTicket(_)
+            | StoreError::UnknownRun(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            StoreError::RunTransition { .. } => (StatusCode::CONFLICT, codes::RUN_ENDED),
             StoreError::LeaseEnded { .. } => (StatusCode::GONE, codes::LEASE_ENDED),
             StoreError::NotHolder { .. } => (StatusCode::FORBIDDEN, codes::FORBIDDEN),
             StoreError::NoneFree(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::NO_BOARD_AVAILABLE),

@@ -20,6 +20,7 @@
 
 pub mod embedded;
 pub mod redis;
+pub mod runs;
 pub mod state;
 
 use crate::api::{Priority, TicketStatus};
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
 pub use redis::RedisStore;
+pub use runs::{OutboxEntry, OutboxEvent, RunStore};
 
 /// Unix time in milliseconds.
 pub type Millis = u64;
@@ -191,6 +193,14 @@ pub enum StoreError {
     NoHealthyBoard { target: String },
     #[error("lease '{id}' is held by {holder}")]
     NotHolder { id: String, holder: String },
+    #[error("unknown run '{0}'")]
+    UnknownRun(String),
+    #[error("run '{id}' is {from}: it cannot become {to}")]
+    RunTransition {
+        id: String,
+        from: crate::api::RunState,
+        to: crate::api::RunState,
+    },
     #[error("lease store unavailable: {0}")]
     Unavailable(String),
     #[error("lease store is corrupt: {0}")]

@@ -34,5 +34,6 @@ pub async fn get(
         waiting: counts.waiting,
         caller: caller.name,
         caller_role: caller.role.as_str().into(),
+        ..Default::default()
     }))
 }
