@@ -49,6 +49,75 @@ pub struct Config {
     pub reap_interval: Duration,
     /// How long a queue ticket outlives its last long poll.
     pub ticket_grace: Duration,
+    /// Where run history goes; `None`: kept in the store only.
+    pub prefect: Option<PrefectConfig>,
+    /// Slack and Feishu notifications.
+    pub notify: NotifyConfig,
+    /// Most runs kept in the store (the oldest ended ones are forgotten beyond it).
+    pub run_retention: usize,
+}
+
+/// The Prefect server that receives run history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefectConfig {
+    /// Its REST API, such as `http://127.0.0.1:4200/api` (`PREFECT_API_URL`).
+    pub api_url: String,
+    /// `user:password` for a server started with `PREFECT_SERVER_API_AUTH_STRING`
+    /// (`PREFECT_API_AUTH_STRING`).
+    pub auth: Option<String>,
+    /// Where people open its UI, when not the API URL without `/api`.
+    pub ui_url: Option<String>,
+}
+
+impl PrefectConfig {
+    /// The base of the UI's links: `ui_url`, else the API URL without its `/api`.
+    pub fn ui_base(&self) -> String {
+        match &self.ui_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let api = self.api_url.trim_end_matches('/');
+                api.strip_suffix("/api").unwrap_or(api).to_string()
+            }
+        }
+    }
+
+    /// The page of a flow run in the UI.
+    pub fn flow_run_url(&self, flow_run_id: &str) -> String {
+        format!("{}/runs/flow-run/{flow_run_id}", self.ui_base())
+    }
+}
+
+/// Which run endings are notified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    /// Failed, timed-out and crashed runs.
+    #[default]
+    Failures,
+    /// Every run that ends.
+    All,
+    /// No run notifications (long waits are still notified when configured).
+    Never,
+}
+
+/// Notification channels and when to use them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// A Slack incoming webhook (`SLACK_WEBHOOK_URL`).
+    pub slack_webhook_url: Option<String>,
+    /// A Feishu custom bot webhook (`FEISHU_WEBHOOK_URL`).
+    pub feishu_webhook_url: Option<String>,
+    /// The Feishu bot's signing secret, when its signature check is on (`FEISHU_WEBHOOK_SECRET`).
+    pub feishu_secret: Option<String>,
+    pub on: NotifyOn,
+    /// Notify when a lease request has waited in the queue longer than this.
+    pub long_wait: Option<Duration>,
+}
+
+impl NotifyConfig {
+    pub fn any_channel(&self) -> bool {
+        self.slack_webhook_url.is_some() || self.feishu_webhook_url.is_some()
+    }
 }
 
 impl Config {
@@ -68,6 +137,9 @@ impl Config {
             probe_timeout: Duration::from_secs(2),
             reap_interval: Duration::from_millis(250),
             ticket_grace: Duration::from_secs(5),
+            prefect: None,
+            notify: NotifyConfig::default(),
+            run_retention: 10_000,
         }
     }
 
@@ -80,6 +152,24 @@ impl Config {
                 self.listen
             );
         }
+        if let Some(p) = &self.prefect {
+            check_url("prefect_url (PREFECT_API_URL)", &p.api_url)?;
+            if let Some(u) = &p.ui_url {
+                check_url("prefect_ui_url", u)?;
+            }
+            if p.auth.as_deref().is_some_and(|a| !a.contains(':')) {
+                bail!("prefect_auth (PREFECT_API_AUTH_STRING) must be 'user:password'");
+            }
+        }
+        if let Some(u) = &self.notify.slack_webhook_url {
+            check_url("slack_webhook_url (SLACK_WEBHOOK_URL)", u)?;
+        }
+        if let Some(u) = &self.notify.feishu_webhook_url {
+            check_url("feishu_webhook_url (FEISHU_WEBHOOK_URL)", u)?;
+        }
+        if self.run_retention == 0 {
+            bail!("run_retention must be at least 1");
+        }
         if self.default_ttl > self.max_ttl {
             bail!(
                 "default_ttl ({}) is longer than max_ttl ({})",
@@ -88,6 +178,19 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+/// Refuses what is not an http(s) URL, naming the setting (the URL may hold a secret, so it is
+/// not repeated).
+fn check_url(name: &str, url: &str) -> anyhow::Result<()> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => bail!(
+            "{name}: expected an http:// or https:// URL, not a {}: URL",
+            u.scheme()
+        ),
+        Err(e) => bail!("{name}: not a URL ({e})"),
     }
 }
 
@@ -123,6 +226,24 @@ pub struct Args {
     /// TOML configuration file
     #[arg(long, env = "LEASED_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Prefect REST API that receives run history, e.g. http://127.0.0.1:4200/api
+    #[arg(long, env = "PREFECT_API_URL")]
+    pub prefect_url: Option<String>,
+    /// Prefect basic auth as user:password
+    #[arg(long, env = "PREFECT_API_AUTH_STRING", hide_env_values = true)]
+    pub prefect_auth: Option<String>,
+    /// Slack incoming webhook for notifications
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<String>,
+    /// Feishu custom bot webhook for notifications
+    #[arg(long, env = "FEISHU_WEBHOOK_URL", hide_env_values = true)]
+    pub feishu_webhook_url: Option<String>,
+    /// The Feishu bot's signing secret
+    #[arg(long, env = "FEISHU_WEBHOOK_SECRET", hide_env_values = true)]
+    pub feishu_secret: Option<String>,
+    /// Which run endings to notify [default: failures]
+    #[arg(long, env = "LEASED_NOTIFY_ON", value_enum)]
+    pub notify_on: Option<NotifyOn>,
 }
 
 /// The TOML configuration file; every key optional.
@@ -144,6 +265,17 @@ struct FileConfig {
     probe_interval: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     ticket_grace: Option<Duration>,
+    prefect_url: Option<String>,
+    prefect_auth: Option<String>,
+    prefect_ui_url: Option<String>,
+    slack_webhook_url: Option<String>,
+    feishu_webhook_url: Option<String>,
+    feishu_secret: Option<String>,
+    notify_on: Option<NotifyOn>,
+    /// Notify when a lease request waits longer than this (e.g. "15m").
+    #[serde(default, with = "opt_duration")]
+    notify_long_wait: Option<Duration>,
+    run_retention: Option<usize>,
 }
 
 mod opt_duration {
@@ -229,6 +361,26 @@ impl Args {
         }
         if let Some(d) = file.ticket_grace {
             c.ticket_grace = d;
+        }
+        let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        if let Some(api_url) = nonempty(self.prefect_url).or(nonempty(file.prefect_url)) {
+            c.prefect = Some(PrefectConfig {
+                api_url,
+                auth: nonempty(self.prefect_auth).or(nonempty(file.prefect_auth)),
+                ui_url: nonempty(file.prefect_ui_url),
+            });
+        }
+        c.notify = NotifyConfig {
+            slack_webhook_url: nonempty(self.slack_webhook_url)
+                .or(nonempty(file.slack_webhook_url)),
+            feishu_webhook_url: nonempty(self.feishu_webhook_url)
+                .or(nonempty(file.feishu_webhook_url)),
+            feishu_secret: nonempty(self.feishu_secret).or(nonempty(file.feishu_secret)),
+            on: self.notify_on.or(file.notify_on).unwrap_or_default(),
+            long_wait: file.notify_long_wait,
+        };
+        if let Some(n) = file.run_retention {
+            c.run_retention = n;
         }
         c.check()?;
         Ok(c)
