@@ -2,13 +2,16 @@
 //! to a redb file on every change, so a restart (or kill -9) of leased loses no lease.
 //!
 //! One daemon owns the file (redb locks it); operations are serialised by a mutex and each one
-//! commits durably before it answers.
+//! commits durably before it answers. Run records and their outbox (`runs.rs`) live in the same
+//! state and are committed in the same transactions as the leases.
 
+use super::runs::{OutboxEntry, RunBook, RunDirty, RunStore};
 use super::state::{BoardRecord, Dirty, LabState};
 use super::{
     Acquire, AcquireOutcome, BoardKey, BoardState, LeaseRecord, LeaseStore, Millis, ReapReport,
     StoreCounts, StoreError, StoreResult, TicketPoll, TicketRecord,
 };
+use crate::api::{LogLine, Run, RunQuery, RunUpdate};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
@@ -20,8 +23,16 @@ use tokio::sync::broadcast;
 const BOARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("boards");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const TICKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tickets");
+const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+/// Outbox entries by [`outbox_key`], so that the table's order is the delivery order.
+const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SEQ_KEY: &str = "seq";
+const OUTBOX_SEQ_KEY: &str = "outbox_seq";
+
+fn outbox_key(seq: u64) -> String {
+    format!("{seq:020}")
+}
 
 struct Inner {
     state: LabState,
@@ -121,26 +132,40 @@ fn read_table<T: DeserializeOwned>(
     Ok(out)
 }
 
-fn write_rows<'a, T: Serialize + 'a>(
+fn read_meta(txn: &redb::ReadTransaction, key: &str) -> StoreResult<u64> {
+    match txn.open_table(META) {
+        Ok(t) => Ok(t
+            .get(key)
+            .map_err(|e| corrupt("meta", e))?
+            .map(|v| v.value())
+            .unwrap_or(0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(corrupt("meta", e)),
+    }
+}
+
+/// Writes the changed rows: each key with its record, or `None` to delete it.
+fn write_rows<'a, K: AsRef<str>, T: Serialize + 'a>(
     txn: &redb::WriteTransaction,
     def: TableDefinition<&str, &[u8]>,
-    keys: &std::collections::HashSet<String>,
-    get: impl Fn(&str) -> Option<&'a T>,
+    rows: impl IntoIterator<Item = (K, Option<&'a T>)>,
 ) -> Result<(), redb::Error> {
-    if keys.is_empty() {
+    let mut rows = rows.into_iter().peekable();
+    if rows.peek().is_none() {
         return Ok(());
     }
     let mut table = txn.open_table(def)?;
-    for key in keys {
-        match get(key) {
+    for (key, rec) in rows {
+        let key = key.as_ref();
+        match rec {
             Some(rec) => {
                 let bytes = serde_json::to_vec(rec).map_err(|e| {
                     redb::Error::Io(std::io::Error::other(format!("encoding {key}: {e}")))
                 })?;
-                table.insert(key.as_str(), bytes.as_slice())?;
+                table.insert(key, bytes.as_slice())?;
             }
             None => {
-                table.remove(key.as_str())?;
+                table.remove(key)?;
             }
         }
     }
@@ -151,28 +176,57 @@ impl Inner {
     /// Writes what the last operation changed, durably.
     fn persist(&mut self) -> StoreResult<()> {
         let dirty = std::mem::take(&mut self.state.dirty);
-        if dirty.is_empty() {
+        let run_dirty = std::mem::take(&mut self.state.runs.dirty);
+        if dirty.is_empty() && run_dirty.is_empty() {
             return Ok(());
         }
-        self.write(&dirty).map_err(|e| {
+        self.write(&dirty, &run_dirty).map_err(|e| {
             // Keep the changes pending so that the next operation writes them again.
-            let d = &mut self.state.dirty;
-            d.boards.extend(dirty.boards);
-            d.leases.extend(dirty.leases);
-            d.tickets.extend(dirty.tickets);
-            d.seq |= dirty.seq;
+            self.state.dirty.merge(dirty);
+            self.state.runs.dirty.merge(run_dirty);
             StoreError::Unavailable(format!("writing the lease store: {e}"))
         })
     }
 
-    fn write(&self, dirty: &Dirty) -> Result<(), redb::Error> {
+    fn write(&self, dirty: &Dirty, run_dirty: &RunDirty) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
         let s = &self.state;
-        write_rows(&txn, BOARDS, &dirty.boards, |k| s.boards.get(k))?;
-        write_rows(&txn, LEASES, &dirty.leases, |k| s.leases.get(k))?;
-        write_rows(&txn, TICKETS, &dirty.tickets, |k| s.tickets.get(k))?;
-        if dirty.seq {
-            txn.open_table(META)?.insert(SEQ_KEY, s.seq)?;
+        write_rows(
+            &txn,
+            BOARDS,
+            dirty.boards.iter().map(|k| (k, s.boards.get(k))),
+        )?;
+        write_rows(
+            &txn,
+            LEASES,
+            dirty.leases.iter().map(|k| (k, s.leases.get(k))),
+        )?;
+        write_rows(
+            &txn,
+            TICKETS,
+            dirty.tickets.iter().map(|k| (k, s.tickets.get(k))),
+        )?;
+        write_rows(
+            &txn,
+            RUNS,
+            run_dirty.runs.iter().map(|k| (k, s.runs.get(k))),
+        )?;
+        write_rows(
+            &txn,
+            OUTBOX,
+            run_dirty
+                .outbox
+                .iter()
+                .map(|q| (outbox_key(*q), s.runs.entry(*q))),
+        )?;
+        if dirty.seq || run_dirty.seq {
+            let mut meta = txn.open_table(META)?;
+            if dirty.seq {
+                meta.insert(SEQ_KEY, s.seq)?;
+            }
+            if run_dirty.seq {
+                meta.insert(OUTBOX_SEQ_KEY, s.runs.seq())?;
+            }
         }
         txn.commit()?;
         Ok(())
@@ -199,17 +253,13 @@ impl EmbeddedStore {
         let boards: Vec<BoardRecord> = read_table(&txn, BOARDS)?;
         let leases: Vec<LeaseRecord> = read_table(&txn, LEASES)?;
         let tickets: Vec<TicketRecord> = read_table(&txn, TICKETS)?;
-        let seq = match txn.open_table(META) {
-            Ok(t) => t
-                .get(SEQ_KEY)
-                .map_err(|e| corrupt("meta", e))?
-                .map(|v| v.value())
-                .unwrap_or(0),
-            Err(redb::TableError::TableDoesNotExist(_)) => 0,
-            Err(e) => return Err(corrupt("meta", e)),
-        };
+        let seq = read_meta(&txn, SEQ_KEY)?;
+        let runs: Vec<Run> = read_table(&txn, RUNS)?;
+        let outbox: Vec<OutboxEntry> = read_table(&txn, OUTBOX)?;
+        let outbox_seq = read_meta(&txn, OUTBOX_SEQ_KEY)?;
         drop(txn);
-        let state = LabState::restore(boards, leases, tickets, seq);
+        let mut state = LabState::restore(boards, leases, tickets, seq);
+        state.runs = RunBook::restore(runs, outbox, outbox_seq);
         let (grants, _) = broadcast::channel(1024);
         let inner = Arc::new(Mutex::new(Inner { state, db }));
         let (jobs, queue) = std::sync::mpsc::channel();
@@ -389,5 +439,68 @@ impl LeaseStore for EmbeddedStore {
 
     fn subscribe_grants(&self) -> broadcast::Receiver<String> {
         self.grants.subscribe()
+    }
+}
+
+#[async_trait]
+impl RunStore for EmbeddedStore {
+    async fn run_start(&self, run: Run, keep: usize, now: Millis) -> StoreResult<(Run, bool)> {
+        self.op(move |s| Ok(s.runs.start(run, keep, now))).await
+    }
+
+    async fn run_update(&self, id: &str, update: RunUpdate, now: Millis) -> StoreResult<Run> {
+        let id = id.to_string();
+        self.op(move |s| s.runs.update(&id, update, now)).await
+    }
+
+    async fn run_logs(&self, id: &str, lines: Vec<LogLine>, _now: Millis) -> StoreResult<Run> {
+        let id = id.to_string();
+        self.op(move |s| s.runs.logs(&id, lines)).await
+    }
+
+    async fn run(&self, id: &str) -> StoreResult<Option<Run>> {
+        let id = id.to_string();
+        self.op(move |s| Ok(s.runs.get(&id).cloned())).await
+    }
+
+    async fn runs(&self, query: &RunQuery) -> StoreResult<Vec<Run>> {
+        let query = query.clone();
+        self.op(move |s| Ok(s.runs.query(&query))).await
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<Run>> {
+        self.op(|s| Ok(s.runs.unfinished())).await
+    }
+
+    async fn set_flow_run_id(&self, id: &str, flow_run_id: &str) -> StoreResult<()> {
+        let (id, flow_run_id) = (id.to_string(), flow_run_id.to_string());
+        self.op(move |s| {
+            s.runs.set_flow_run_id(&id, &flow_run_id);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_peek(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        self.op(move |s| Ok(s.runs.peek(limit))).await
+    }
+
+    async fn outbox_ack(&self, seqs: &[u64]) -> StoreResult<()> {
+        let seqs = seqs.to_vec();
+        self.op(move |s| {
+            s.runs.ack(&seqs);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_len(&self) -> StoreResult<u64> {
+        self.op(|s| Ok(s.runs.outbox_len())).await
+    }
+
+    async fn outbox_claim(&self, owner: &str, ttl_ms: Millis, now: Millis) -> StoreResult<bool> {
+        let owner = owner.to_string();
+        self.op(move |s| Ok(s.runs.claim(&owner, ttl_ms, now)))
+            .await
     }
 }

@@ -209,6 +209,11 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A whole store: leases and run history, in one place (one Redis, or one embedded file).
+pub trait Store: LeaseStore + RunStore {}
+
+impl<T: LeaseStore + RunStore> Store for T {}
+
 /// The shared state of the lab. See the module documentation for the semantics.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + 'static {

@@ -1,14 +1,17 @@
 //! The Redis lease store: every operation is one atomic Lua script (`lease.lua`), so several
-//! leased daemons can share one Redis without ever granting a board twice.
+//! leased daemons can share one Redis without ever granting a board twice. Run records and their
+//! outbox likewise go through one script (`runs.lua`), under the same key prefix.
 //!
 //! When Redis is unreachable every operation fails within [`OP_TIMEOUT`] with
 //! [`StoreError::Unavailable`]; the connection manager reconnects by itself when Redis returns.
 
+use super::runs::{self, OutboxEntry, OutboxEvent, RunStore, new_transition_id};
 use super::{
     Acquire, AcquireOutcome, BoardKey, BoardState, ENDED_LEASE_MEMORY_MS, LeaseEnd, LeaseRecord,
     LeaseStore, Millis, ReapReport, StoreCounts, StoreError, StoreResult, Target, TicketPoll,
     TicketRecord,
 };
+use crate::api::{LogLine, Run, RunQuery, RunState, RunUpdate};
 use async_trait::async_trait;
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -21,12 +24,14 @@ use tokio::sync::broadcast;
 pub const OP_TIMEOUT: Duration = Duration::from_millis(800);
 
 const SCRIPT: &str = include_str!("lease.lua");
+const RUNS_SCRIPT: &str = include_str!("runs.lua");
 
 /// Lease store on a Redis server shared by any number of daemons.
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     script: Arc<redis::Script>,
+    runs_script: Arc<redis::Script>,
     prefix: String,
     shown_url: String,
     grants: broadcast::Sender<String>,
@@ -134,6 +139,19 @@ impl Reply {
                 holder: self.arg(2),
             },
             "no_healthy_board" => StoreError::NoHealthyBoard { target: a },
+            "unknown_run" => StoreError::UnknownRun(a),
+            "run_transition" => {
+                let state = |i| {
+                    self.arg(i)
+                        .parse::<RunState>()
+                        .map_err(|e| bad_reply(self.op, e))
+                };
+                StoreError::RunTransition {
+                    from: state(2)?,
+                    to: state(3)?,
+                    id: a,
+                }
+            }
             "lease_ended" => StoreError::LeaseEnded {
                 id: a,
                 how: match self.arg(2).as_str() {
@@ -174,6 +192,7 @@ impl RedisStore {
         Ok(RedisStore {
             conn,
             script: Arc::new(redis::Script::new(SCRIPT)),
+            runs_script: Arc::new(redis::Script::new(RUNS_SCRIPT)),
             prefix: prefix.to_string(),
             shown_url: redact_url(url),
             grants,
@@ -181,12 +200,36 @@ impl RedisStore {
         })
     }
 
+    /// Runs an operation of `lease.lua`.
     async fn call(&self, op: &'static str, now: Millis, args: &[String]) -> StoreResult<Reply> {
         let mut inv = self.script.key(&self.prefix);
         inv.arg(op).arg(now).arg(salt()).arg(ENDED_LEASE_MEMORY_MS);
         for a in args {
             inv.arg(a);
         }
+        self.invoke(op, inv).await
+    }
+
+    /// Runs an operation of `runs.lua`.
+    async fn call_runs(
+        &self,
+        op: &'static str,
+        now: Millis,
+        args: &[String],
+    ) -> StoreResult<Reply> {
+        let mut inv = self.runs_script.key(&self.prefix);
+        inv.arg(op).arg(now);
+        for a in args {
+            inv.arg(a);
+        }
+        self.invoke(op, inv).await
+    }
+
+    async fn invoke(
+        &self,
+        op: &'static str,
+        inv: redis::ScriptInvocation<'_>,
+    ) -> StoreResult<Reply> {
         let mut conn = self.conn.clone();
         let value: Value = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
             .await
@@ -427,6 +470,127 @@ impl LeaseStore for RedisStore {
 
     fn subscribe_grants(&self) -> broadcast::Receiver<String> {
         self.grants.subscribe()
+    }
+}
+
+fn to_json<T: serde::Serialize>(what: &str, v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding {what}: {e}")))
+}
+
+/// Runs newest first, as `RunBook` orders them: by `created_at_ms`, then by id.
+fn newest_first(runs: &mut [Run]) {
+    runs.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
+}
+
+#[async_trait]
+impl RunStore for RedisStore {
+    async fn run_start(&self, run: Run, keep: usize, now: Millis) -> StoreResult<(Run, bool)> {
+        let run = runs::started(run, now);
+        let args = [
+            run.id.clone(),
+            keep.to_string(),
+            to_json("run", &run)?,
+            to_json("event", &OutboxEvent::Create { run: run.clone() })?,
+        ];
+        let r = self.call_runs("run_start", now, &args).await?;
+        Ok((json(r.op, r.item(0)?)?, int(r.item(1)?) == Some(1)))
+    }
+
+    async fn run_update(&self, id: &str, update: RunUpdate, now: Millis) -> StoreResult<Run> {
+        // Used only when the run moves on; fixed here because the script has no good randomness.
+        let event = OutboxEvent::State {
+            state: update.state,
+            message: update.message.clone(),
+            at_ms: now,
+            transition_id: new_transition_id(),
+        };
+        let args = [
+            id.to_string(),
+            to_json("update", &update)?,
+            to_json("event", &event)?,
+        ];
+        let r = self.call_runs("run_update", now, &args).await?;
+        json(r.op, r.item(0)?)
+    }
+
+    async fn run_logs(&self, id: &str, lines: Vec<LogLine>, now: Millis) -> StoreResult<Run> {
+        let count = lines.len();
+        let event = if lines.is_empty() {
+            String::new()
+        } else {
+            to_json("event", &OutboxEvent::Logs { lines })?
+        };
+        let args = [id.to_string(), count.to_string(), event];
+        let r = self.call_runs("run_logs", now, &args).await?;
+        json(r.op, r.item(0)?)
+    }
+
+    async fn run(&self, id: &str) -> StoreResult<Option<Run>> {
+        let r = self.call_runs("run", 0, &[id.to_string()]).await?;
+        match r.status.as_str() {
+            "ok" => Ok(Some(json(r.op, r.item(0)?)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn runs(&self, query: &RunQuery) -> StoreResult<Vec<Run>> {
+        let limit = runs::query_limit(query);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let args = [
+            query.board.clone().unwrap_or_default(),
+            query.family.clone().unwrap_or_default(),
+            query.holder.clone().unwrap_or_default(),
+            query
+                .state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            query.since_ms.unwrap_or(0).to_string(),
+            limit.to_string(),
+        ];
+        let r = self.call_runs("runs", 0, &args).await?;
+        json_list(r.op, r.item(0)?)
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<Run>> {
+        let r = self.call_runs("unfinished_runs", 0, &[]).await?;
+        let mut runs: Vec<Run> = json_list(r.op, r.item(0)?)?;
+        newest_first(&mut runs);
+        Ok(runs)
+    }
+
+    async fn set_flow_run_id(&self, id: &str, flow_run_id: &str) -> StoreResult<()> {
+        let args = [id.to_string(), flow_run_id.to_string()];
+        self.call_runs("set_flow_run_id", 0, &args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn outbox_peek(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        let r = self
+            .call_runs("outbox_peek", 0, &[limit.to_string()])
+            .await?;
+        json_list(r.op, r.item(0)?)
+    }
+
+    async fn outbox_ack(&self, seqs: &[u64]) -> StoreResult<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let args: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        self.call_runs("outbox_ack", 0, &args).await.map(|_| ())
+    }
+
+    async fn outbox_len(&self) -> StoreResult<u64> {
+        let r = self.call_runs("outbox_len", 0, &[]).await?;
+        int(r.item(0)?).ok_or_else(|| bad_reply(r.op, "no count"))
+    }
+
+    async fn outbox_claim(&self, owner: &str, ttl_ms: Millis, now: Millis) -> StoreResult<bool> {
+        let args = [owner.to_string(), ttl_ms.to_string()];
+        let r = self.call_runs("outbox_claim", now, &args).await?;
+        Ok(int(r.item(0)?) == Some(1))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The lab's lease semantics as an in-memory state machine (the embedded store's core; the Redis
 //! backend's Lua script mirrors it, and the conformance suite holds both to the same behaviour).
 
+use super::runs::RunBook;
 use super::{
     Acquire, AcquireOutcome, BoardKey, BoardState, ENDED_LEASE_MEMORY_MS, LeaseEnd, LeaseRecord,
     Millis, ReapReport, StoreCounts, StoreError, StoreResult, Target, TicketPoll, TicketRecord,
@@ -52,6 +53,14 @@ impl Dirty {
     pub fn is_empty(&self) -> bool {
         self.boards.is_empty() && self.leases.is_empty() && self.tickets.is_empty() && !self.seq
     }
+
+    /// Takes in changes that could not be written, to write them with the next ones.
+    pub fn merge(&mut self, other: Dirty) {
+        self.boards.extend(other.boards);
+        self.leases.extend(other.leases);
+        self.tickets.extend(other.tickets);
+        self.seq |= other.seq;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +77,8 @@ pub struct LabState {
     pub dirty: Dirty,
     /// Tickets granted by the last operation (to wake their long polls).
     pub granted: Vec<String>,
+    /// Run history and its outbox, kept beside the leases (and committed with them).
+    pub runs: RunBook,
 }
 
 impl LabState {
