@@ -33,6 +33,20 @@ need socat || apt_install socat
 #   net-snmp's snmpd, the agent the apc-snmp PDU tests talk to (Debian: snmpd; in /usr/sbin)
 [ -x /usr/sbin/snmpd ] || need snmpd || apt_install snmpd
 
+#   prefect==3.9.1 (PyPI), the server the run-history tests deliver to; a venv of its own in the
+#   cache, created once and reused while `prefect version` says 3.9.1 (about 1 minute, 260 MiB)
+prefect_venv="${XDG_CACHE_HOME:-$HOME/.cache}/socv/prefect-3.9.1"
+prefect_version() { "$prefect_venv/bin/prefect" version 2>/dev/null | sed -n 's/^Version: *//p'; }
+if [ "$(prefect_version || true)" != 3.9.1 ]; then
+    need python3 || apt_install python3 python3-venv
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+    rm -rf "$prefect_venv"
+    python3 -m venv "$prefect_venv"
+    "$prefect_venv/bin/pip" install -q --disable-pip-version-check 'prefect==3.9.1'
+    [ "$(prefect_version)" = 3.9.1 ] || { echo "tests/run.sh: prefect 3.9.1 did not install into $prefect_venv" >&2; exit 1; }
+fi
+export SOCV_TEST_PREFECT="$prefect_venv/bin/prefect"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
