@@ -757,6 +757,13 @@ pub struct PrefectStatus {
     /// Records delivered since this daemon started.
     #[serde(default)]
     pub delivered: u64,
+    /// Records Prefect refused for good (it answered 4xx to valid-looking data) and that were
+    /// skipped, since this daemon started; leased's log says which and why.
+    #[serde(default)]
+    pub refused: u64,
+    /// The last such refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<String>,
     /// When the last record was delivered, Unix ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivery_ms: Option<u64>,

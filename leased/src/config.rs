@@ -244,6 +244,9 @@ pub struct Args {
     /// Which run endings to notify [default: failures]
     #[arg(long, env = "LEASED_NOTIFY_ON", value_enum)]
     pub notify_on: Option<NotifyOn>,
+    /// Notify when a lease request has waited this long, e.g. 15m
+    #[arg(long, env = "LEASED_NOTIFY_LONG_WAIT", value_parser = humantime::parse_duration)]
+    pub notify_long_wait: Option<Duration>,
 }
 
 /// The TOML configuration file; every key optional.
@@ -377,7 +380,7 @@ impl Args {
                 .or(nonempty(file.feishu_webhook_url)),
             feishu_secret: nonempty(self.feishu_secret).or(nonempty(file.feishu_secret)),
             on: self.notify_on.or(file.notify_on).unwrap_or_default(),
-            long_wait: file.notify_long_wait,
+            long_wait: self.notify_long_wait.or(file.notify_long_wait),
         };
         if let Some(n) = file.run_retention {
             c.run_retention = n;

@@ -7,7 +7,9 @@ pub mod auth;
 pub mod cause;
 pub mod config;
 pub mod lab;
+pub mod notify;
 pub mod power;
+pub mod prefect;
 pub mod server;
 pub mod store;
 

@@ -3,16 +3,21 @@
 
 mod error;
 mod handlers;
+mod history;
 mod metrics;
 
 pub use error::ApiError;
+pub use history::History;
 pub use metrics::Metrics;
 
 use crate::api::{API_VERSION, API_VERSION_HEADER, MAX_BODY_BYTES};
 use crate::auth::{Auth, Caller};
 use crate::config::{Config, StoreSpec};
 use crate::lab::{Board, Lab};
-use crate::store::{BoardKey, EmbeddedStore, LeaseStore, Millis, RedisStore, StoreError};
+use crate::notify::Notifier;
+use crate::store::{
+    BoardKey, EmbeddedStore, LeaseStore, Millis, RedisStore, RunStore, Store, StoreError,
+};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -28,6 +33,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Longest a single long poll of a queue ticket is held open.
 pub const LONG_POLL_MAX: Duration = Duration::from_secs(25);
+
+/// How often runs whose client is gone are looked for (and marked Crashed).
+const CRASH_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> Millis {
@@ -46,6 +54,14 @@ pub struct Inner {
     pub lab: Lab,
     pub boards: HashMap<String, Board>,
     pub store: Arc<dyn LeaseStore>,
+    /// Run history, in the same store as the leases.
+    pub runs: Arc<dyn RunStore>,
+    /// The outbox's delivery to Prefect.
+    pub history: History,
+    pub notifier: Notifier,
+    /// Queue tickets this daemon has seen waiting: since when, and whether a long wait was
+    /// notified already.
+    pub waiting_since: std::sync::Mutex<HashMap<String, (std::time::Instant, bool)>>,
     pub auth: Auth,
     pub metrics: Metrics,
     /// Drives the PDUs; serialises actions per outlet.
@@ -65,6 +81,34 @@ impl AppState {
         Ok(self.auth.identify(headers)?)
     }
 
+    /// A queue ticket is (still) waiting: notifies once when it has waited longer than the
+    /// configured `notify_long_wait` (as seen by this daemon, from the ticket's first answer).
+    pub fn note_waiting(&self, ticket: &crate::store::TicketRecord, position: u32) {
+        let Some(after) = self.notifier.long_wait_after() else {
+            return;
+        };
+        let Ok(mut waiting) = self.waiting_since.lock() else {
+            return;
+        };
+        let (since, notified) = waiting
+            .entry(ticket.id.clone())
+            .or_insert((std::time::Instant::now(), false));
+        let waited = since.elapsed();
+        if !*notified && waited >= after {
+            *notified = true;
+            let target = ticket.board_id.as_deref().unwrap_or(&ticket.family);
+            self.notifier
+                .long_wait(&ticket.id, target, &ticket.holder, waited, position);
+        }
+    }
+
+    /// A queue ticket stopped waiting (granted, cancelled).
+    pub fn done_waiting(&self, ticket: &str) {
+        if let Ok(mut waiting) = self.waiting_since.lock() {
+            waiting.remove(ticket);
+        }
+    }
+
     fn board_keys(&self) -> Vec<BoardKey> {
         self.lab
             .boards
@@ -79,7 +123,7 @@ impl AppState {
 }
 
 /// Opens the store a configuration names.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn LeaseStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match &config.store {
         StoreSpec::Redis(url) => Arc::new(RedisStore::connect(url, &config.redis_prefix).await?),
         StoreSpec::Embedded(path) => Arc::new(EmbeddedStore::open(path)?),
@@ -93,10 +137,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// Like [`build`], with a store the caller opened (tests, benchmarks).
-pub async fn build_with_store(
-    config: Config,
-    store: Arc<dyn LeaseStore>,
-) -> anyhow::Result<AppState> {
+pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     config.check()?;
     let lab = Lab::load(&config.boards)?;
     let auth = match &config.tokens {
@@ -109,12 +150,23 @@ pub async fn build_with_store(
         .map(|b| (b.board_id.clone(), b.clone()))
         .collect();
     let power = crate::power::PowerController::new(&lab);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .context("building the HTTP client")?;
+    let notifier = Notifier::new(&config.notify, http);
+    let runs: Arc<dyn RunStore> = store.clone();
+    let history = History::new(&config, runs.clone())?;
     let state = AppState(Arc::new(Inner {
         config,
         power,
         lab,
         boards,
         store,
+        runs,
+        history,
+        notifier,
+        waiting_since: Default::default(),
         auth,
         metrics: Metrics::default(),
     }));
@@ -150,6 +202,9 @@ pub fn router(state: AppState) -> Router {
             get(queue::poll).delete(queue::cancel),
         )
         .route("/api/v1/power/{board_id}/{action}", post(power::act))
+        .route("/api/v1/runs", get(runs::list).post(runs::start))
+        .route("/api/v1/runs/{id}", get(runs::read).patch(runs::update))
+        .route("/api/v1/runs/{id}/logs", post(runs::logs))
         .route("/metrics", get(metrics::get))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -192,6 +247,9 @@ pub async fn serve_state(
     let stop = CancellationToken::new();
     let maintenance = tokio::spawn(maintain(state.clone(), stop.clone()));
     let probe = tokio::spawn(probe_unhealthy(state.clone(), stop.clone()));
+    let notifier = state.notifier.start(stop.clone());
+    let delivery = state.history.start(stop.clone());
+    handlers::runs::crash_abandoned(&state).await;
     let addr = listener.local_addr().ok();
     tracing::info!(
         listen = ?addr,
@@ -204,7 +262,7 @@ pub async fn serve_state(
         .with_graceful_shutdown(shutdown)
         .await;
     stop.cancel();
-    let _ = tokio::join!(maintenance, probe);
+    let _ = tokio::join!(maintenance, probe, notifier, delivery);
     result.context("serving HTTP")
 }
 
@@ -214,6 +272,7 @@ async fn maintain(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(state.config.reap_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_check = tokio::time::Instant::now() - Duration::from_secs(60);
+    let mut last_crash_check = tokio::time::Instant::now();
     let mut store_was_down = false;
     loop {
         tokio::select! {
@@ -228,6 +287,13 @@ async fn maintain(state: AppState, stop: CancellationToken) {
                 for id in &report.expired {
                     tracing::info!(lease = %id, "lease expired");
                 }
+                if !report.lapsed.is_empty()
+                    && let Ok(mut waiting) = state.waiting_since.lock()
+                {
+                    for t in &report.lapsed {
+                        waiting.remove(t);
+                    }
+                }
                 if store_was_down {
                     tracing::info!("lease store answers again");
                     store_was_down = false;
@@ -241,6 +307,10 @@ async fn maintain(state: AppState, stop: CancellationToken) {
                 store_was_down = true;
                 continue;
             }
+        }
+        if last_crash_check.elapsed() >= CRASH_CHECK_EVERY {
+            last_crash_check = tokio::time::Instant::now();
+            handlers::runs::crash_abandoned(&state).await;
         }
         if last_check.elapsed() >= Duration::from_secs(5) {
             last_check = tokio::time::Instant::now();

@@ -38,9 +38,26 @@ impl Daemon {
     }
 
     pub async fn start_on(port: u16, boards: &Path, store: &str, log_dir: &Path) -> Daemon {
+        Self::start_with(port, boards, store, log_dir, &[]).await
+    }
+
+    /// Like [`Daemon::start_on`], with more flags (Prefect, notifications).
+    pub async fn start_with(
+        port: u16,
+        boards: &Path,
+        store: &str,
+        log_dir: &Path,
+        extra: &[String],
+    ) -> Daemon {
         let log = log_dir.join(format!("leased-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("creating the daemon log");
+        // Appends: a restarted daemon keeps the log of the one before it.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("creating the daemon log");
         let child = Command::new(env!("CARGO_BIN_EXE_leased"))
+            .args(extra)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--boards")
@@ -50,6 +67,11 @@ impl Daemon {
             .arg("--config")
             .arg("/dev/null")
             .env_remove("REDIS_URL")
+            .env_remove("PREFECT_API_URL")
+            .env_remove("PREFECT_API_AUTH_STRING")
+            .env_remove("SLACK_WEBHOOK_URL")
+            .env_remove("FEISHU_WEBHOOK_URL")
+            .env_remove("FEISHU_WEBHOOK_SECRET")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -84,6 +106,11 @@ impl Daemon {
             "leased did not answer within 10 s; its log:\n{}",
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown code runs.

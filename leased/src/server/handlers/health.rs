@@ -34,6 +34,7 @@ pub async fn get(
         waiting: counts.waiting,
         caller: caller.name,
         caller_role: caller.role.as_str().into(),
-        ..Default::default()
+        prefect: state.history.status().await,
+        notifications: state.notifier.status(),
     }))
 }

@@ -86,6 +86,7 @@ pub async fn acquire(
         }
         Ok(AcquireOutcome::Queued { ticket, position }) => {
             state.metrics.queued();
+            state.note_waiting(&ticket, position);
             Ok((StatusCode::ACCEPTED, Json(ticket.to_api(position))).into_response())
         }
         Err(e @ (StoreError::NoneFree(_) | StoreError::NoHealthyBoard { .. })) => {

@@ -5,3 +5,4 @@ pub mod health;
 pub mod lease;
 pub mod power;
 pub mod queue;
+pub mod runs;

@@ -55,6 +55,10 @@ pub async fn poll(
     let mut grants = state.store.subscribe_grants();
     loop {
         let polled = state.store.poll_ticket(&ticket, now_ms()).await?;
+        match &polled {
+            TicketPoll::Waiting { ticket, position } => state.note_waiting(ticket, *position),
+            TicketPoll::Granted(_) => state.done_waiting(&ticket),
+        }
         if matches!(polled, TicketPoll::Granted(_)) || Instant::now() >= deadline {
             return Ok(Json(polled.into_status(|l| to_api(&state, &caller, &l))));
         }
@@ -83,5 +87,6 @@ pub async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     check_owner(&state, &headers, &ticket).await?;
     state.store.cancel_ticket(&ticket, now_ms()).await?;
+    state.done_waiting(&ticket);
     Ok(StatusCode::NO_CONTENT)
 }

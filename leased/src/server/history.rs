@@ -1,0 +1,96 @@
+//! The server's side of run history: the deliverer to Prefect when one is configured, and
+//! otherwise a sweeper that keeps the outbox from growing without bound.
+
+use crate::api::PrefectStatus;
+use crate::config::Config;
+use crate::prefect::{Deliverer, DelivererHandle, PrefectClient};
+use crate::store::RunStore;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How often a daemon without Prefect empties the outbox.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Entries swept at once.
+const SWEEP_BATCH: usize = 1000;
+
+pub struct History {
+    runs: Arc<dyn RunStore>,
+    handle: Option<DelivererHandle>,
+    /// Taken by [`History::start`].
+    deliverer: Mutex<Option<Deliverer>>,
+}
+
+impl History {
+    pub fn new(config: &Config, runs: Arc<dyn RunStore>) -> anyhow::Result<History> {
+        let deliverer = match &config.prefect {
+            Some(p) => Some(Deliverer::new(runs.clone(), PrefectClient::new(p)?)),
+            None => None,
+        };
+        Ok(History {
+            runs,
+            handle: deliverer.as_ref().map(Deliverer::handle),
+            deliverer: Mutex::new(deliverer),
+        })
+    }
+
+    /// New entries are in the outbox.
+    pub fn wake(&self) {
+        if let Some(h) = &self.handle {
+            h.wake();
+        }
+    }
+
+    /// For `GET /api/v1/health`.
+    pub async fn status(&self) -> PrefectStatus {
+        let mut status = match &self.handle {
+            Some(h) => h.status(),
+            None => PrefectStatus {
+                ok: true,
+                ..PrefectStatus::default()
+            },
+        };
+        // The outbox itself, rather than the deliverer's last look at it.
+        if let Ok(n) = self.runs.outbox_len().await {
+            status.backlog = n;
+        }
+        status
+    }
+
+    /// Starts delivering (or sweeping) until `stop`.
+    pub fn start(&self, stop: CancellationToken) -> JoinHandle<()> {
+        let deliverer = self.deliverer.lock().ok().and_then(|mut d| d.take());
+        match deliverer {
+            Some(d) => tokio::spawn(d.run(stop)),
+            None if self.handle.is_some() => tokio::spawn(async {}),
+            None => tokio::spawn(sweep(self.runs.clone(), stop)),
+        }
+    }
+}
+
+/// Without Prefect nobody reads the outbox: its entries are dropped (the run records themselves
+/// stay, within the retention). Under the delivery claim, so that a daemon that has Prefect and
+/// shares the store delivers them instead whenever it holds the claim.
+async fn sweep(runs: Arc<dyn RunStore>, stop: CancellationToken) {
+    let owner = format!("leased-sweeper-{}", std::process::id());
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        let now = super::now_ms();
+        if !matches!(runs.outbox_claim(&owner, 30_000, now).await, Ok(true)) {
+            continue;
+        }
+        while let Ok(entries) = runs.outbox_peek(SWEEP_BATCH).await {
+            if entries.is_empty() {
+                break;
+            }
+            let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+            if runs.outbox_ack(&seqs).await.is_err() {
+                break;
+            }
+        }
+    }
+}
