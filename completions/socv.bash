@@ -40,6 +40,9 @@ _socv() {
             socv,help)
                 cmd="socv__subcmd__help"
                 ;;
+            socv,history)
+                cmd="socv__subcmd__history"
+                ;;
             socv,lease)
                 cmd="socv__subcmd__lease"
                 ;;
@@ -109,6 +112,9 @@ _socv() {
             socv__subcmd__help,help)
                 cmd="socv__subcmd__help__subcmd__help"
                 ;;
+            socv__subcmd__help,history)
+                cmd="socv__subcmd__help__subcmd__history"
+                ;;
             socv__subcmd__help,lease)
                 cmd="socv__subcmd__help__subcmd__lease"
                 ;;
@@ -149,7 +155,7 @@ _socv() {
 
     case "${cmd}" in
         socv)
-            opts="-h -V --daemon --help --version run batch boards lease leases release status exec push console board power completions man demo sim help"
+            opts="-h -V --daemon --help --version run batch boards lease leases release status history exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -405,7 +411,7 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help)
-            opts="run batch boards lease leases release status exec push console board power completions man demo sim help"
+            opts="run batch boards lease leases release status history exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -558,6 +564,20 @@ _socv() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        socv__subcmd__help__subcmd__history)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         socv__subcmd__help__subcmd__lease)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -677,6 +697,48 @@ _socv() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__history)
+            opts="-h --board --family --holder --state --since --limit --json --daemon --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --board)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --holder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -817,7 +879,7 @@ _socv() {
             return 0
             ;;
         socv__subcmd__run)
-            opts="-h --timeout --power-cycle --retries --lease --location --priority --wait --junit --json --daemon --help"
+            opts="-h --timeout --power-cycle --retries --lease --location --priority --wait --junit --json --no-record --daemon --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -3,9 +3,9 @@
 
 use crate::commands::{
     batch::BatchArgs, board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs,
-    console::ConsoleArgs, demo::DemoArgs, exec::ExecArgs, lease::LeaseArgs, leases::LeasesArgs,
-    man::ManArgs, power::PowerArgs, push::PushArgs, release::ReleaseArgs, run::RunArgs,
-    sim::SimArgs, status::StatusArgs,
+    console::ConsoleArgs, demo::DemoArgs, exec::ExecArgs, history::HistoryArgs, lease::LeaseArgs,
+    leases::LeasesArgs, man::ManArgs, power::PowerArgs, push::PushArgs, release::ReleaseArgs,
+    run::RunArgs, sim::SimArgs, status::StatusArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +62,8 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Show whether leased and its lease store are up
     Status(StatusArgs),
+    /// List recorded runs: board, binary, holder, result, duration, Prefect link
+    History(HistoryArgs),
     /// Run a shell command on a board you hold; its exit status is socv's
     Exec(ExecArgs),
     /// Copy a file to a board you hold, through its console, verified by checksum
@@ -91,6 +93,7 @@ Examples:
   socv lease socA --ttl 2h             lease a socA board for 2 hours and return
   socv release soc-a-001               give the board back
   socv status                          is leased up, and is its store healthy?
+  socv history --state failed          the runs that failed, newest first
   socv exec soc-a-001 -- uname -a      run a command on a board you hold
   socv push soc-a-001 ./test.elf       copy a file to it (to /tmp/test.elf), verified
   socv power soc-a-001 cycle           power-cycle a board you hold through its PDU

@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use leased::api::{
     self, BoardView, DaemonHealth, DrainRequest, ErrorBody, Lease, LeaseRequest, PowerAction,
-    PowerResult, QueueTicket, RenewRequest, TicketStatus, codes,
+    PowerResult, QueueTicket, RenewRequest, Run, RunLogs, RunQuery, RunStart, RunUpdate,
+    TicketStatus, codes,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
@@ -211,6 +212,71 @@ impl Client {
             .request(Method::POST, &["power", board, &action.to_string()])?
             .timeout(POWER_TIMEOUT);
         self.json(req, &doing).await
+    }
+
+    /// `POST /api/v1/runs`: records the start of a run (answers the recorded run when its `id`
+    /// was posted before, so a retry records it once).
+    pub async fn start_run(&self, start: &RunStart) -> Result<Run> {
+        let doing = match &start.id {
+            Some(id) => format!("recording the start of run {id}"),
+            None => format!("recording the start of a run on {}", start.board_id),
+        };
+        let req = self.request(Method::POST, &["runs"])?.json(start);
+        self.json(req, &doing).await
+    }
+
+    /// `PATCH /api/v1/runs/{id}`: the run moved on (Running, or its end with the result).
+    pub async fn update_run(&self, id: &str, update: &RunUpdate) -> Result<Run> {
+        let req = self.request(Method::PATCH, &["runs", id])?.json(update);
+        self.json(req, &format!("recording run {id} as {}", update.state))
+            .await
+    }
+
+    /// `POST /api/v1/runs/{id}/logs`: console lines of a run, in order.
+    pub async fn run_logs(&self, id: &str, logs: &RunLogs) -> Result<()> {
+        let req = self
+            .request(Method::POST, &["runs", id, "logs"])?
+            .json(logs);
+        self.execute(req, &format!("recording the console of run {id}"))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /api/v1/runs?…`: recorded runs matching every filter, newest first.
+    pub async fn runs(&self, query: &RunQuery) -> Result<Vec<Run>> {
+        let mut url = self.url(&["runs"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            let text = [
+                ("board", query.board.as_deref()),
+                ("family", query.family.as_deref()),
+                ("holder", query.holder.as_deref()),
+                ("state", query.state.map(|s| s.as_str())),
+            ];
+            for (key, value) in text {
+                if let Some(value) = value {
+                    pairs.append_pair(key, value);
+                }
+            }
+            if let Some(since) = query.since_ms {
+                pairs.append_pair("since_ms", &since.to_string());
+            }
+            if let Some(limit) = query.limit {
+                pairs.append_pair("limit", &limit.to_string());
+            }
+        }
+        // An empty query would leave a bare `?`.
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        self.json(self.http.get(url), "reading the run history")
+            .await
+    }
+
+    /// `GET /api/v1/runs/{id}`.
+    pub async fn run(&self, id: &str) -> Result<Run> {
+        let req = self.request(Method::GET, &["runs", id])?;
+        self.json(req, &format!("reading run {id}")).await
     }
 
     /// `GET /metrics`: Prometheus text.
@@ -527,6 +593,32 @@ mod tests {
         );
         assert!(request.contains("x-socv-holder: ann@host"), "{request}");
         assert!(request.contains("authorization: bearer t0k"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn run_history_queries_carry_only_the_filters_given() {
+        let (url, server) = serve_once("x-socv-api-version: 1.0\r\n", "[]").await;
+        let client = Client::new(&config(&url)).unwrap();
+        let query = RunQuery {
+            board: Some("soc-a-001".into()),
+            state: Some(api::RunState::TimedOut),
+            since_ms: Some(1_700_000_000_000),
+            limit: Some(5),
+            ..RunQuery::default()
+        };
+        assert!(client.runs(&query).await.unwrap().is_empty());
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with(
+                "GET /api/v1/runs?board=soc-a-001&state=timed_out&since_ms=1700000000000&limit=5 "
+            ),
+            "{request}"
+        );
+        let (url, server) = serve_once("x-socv-api-version: 1.0\r\n", "[]").await;
+        let client = Client::new(&config(&url)).unwrap();
+        client.runs(&RunQuery::default()).await.unwrap();
+        let request = server.await.unwrap();
+        assert!(request.starts_with("GET /api/v1/runs HTTP"), "{request}");
     }
 
     #[tokio::test]

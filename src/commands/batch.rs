@@ -324,6 +324,7 @@ async fn load_plan(path: &Path) -> Result<Vec<PlannedTest>> {
                 wait,
                 junit: None,
                 json: false,
+                no_record: false,
             },
             file,
             repeat,

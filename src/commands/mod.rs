@@ -8,6 +8,7 @@ pub mod console;
 pub mod demo;
 pub mod exec;
 pub mod held;
+pub mod history;
 pub mod lease;
 pub mod leases;
 pub mod man;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Leases(args) => leases::run(&client()?, args).await,
         Command::Release(args) => release::run(&client()?, args).await,
         Command::Status(args) => status::run(&client()?, args).await,
+        Command::History(args) => history::run(&client()?, args).await,
         Command::Board(args) => board::run(&client()?, args).await,
         Command::Power(args) => power::run(&client()?, args).await,
         Command::Push(args) => push::run(&client()?, args).await,

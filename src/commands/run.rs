@@ -1,17 +1,20 @@
 //! `socv run`: the main job. Lease a board, push the binary, run it with its output streamed,
 //! give the board back, and exit with the test's own status (as `docker run` does).
 
+pub mod record;
+
 use crate::cli::parse_duration;
 use crate::client::Client;
 use crate::commands::{held, lease};
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::output;
-use crate::report::{self, CaseScanner, RunDir, RunResult};
+use crate::report::{self, CaseScanner, RunDir, RunResult, Scanned};
 use crate::session::{BoardSession, ErrorKind, LocalFile, SessionError, TimedOutcome};
 use crate::signals::Signals;
 use clap::Args;
-use leased::api::{Lease, PowerAction, Priority};
+use leased::api::{Lease, LogLevel, PowerAction, Priority, RunState, RunUpdate};
+use record::RunRecorder;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -45,6 +48,10 @@ Every run keeps console.log and result.json in a directory under the data dir
 default 7) and total size (MAX_DISK_USAGE_GB, default 100). Test cases come from TAP/KTAP
 lines (`ok 1 - name`, `not ok 2 - name # SKIP`) and LAVA markers in the output. Under Jenkins,
 BUILD_URL, JOB_NAME and BUILD_NUMBER go into the result.
+
+Each run is recorded in leased's history (`socv history`, and Prefect when leased has it): its
+state, console, result and test cases, one record per board tried. Recording never slows or
+fails the run: when leased cannot take it, socv warns once and goes on. --no-record skips it.
 
 Exit codes:
   124  the command ran past its time limit and was interrupted
@@ -88,6 +95,9 @@ pub struct RunArgs {
     /// Print the result as one JSON object on stdout (the test's output goes to stderr)
     #[arg(long)]
     pub json: bool,
+    /// Do not record the run in leased's history (`socv history`, Prefect)
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 /// The lease lasts this long between renewals, so a killed socv frees the board soon.
@@ -158,6 +168,9 @@ pub async fn execute(
     out.log = rundir
         .as_ref()
         .and_then(|d| std::fs::File::create(d.console_log_path()).ok());
+    if !args.no_record {
+        out.recorder = Some(RunRecorder::new(client.clone(), &run_id));
+    }
     let mut record = Record::default();
     let driven = drive(
         client,
@@ -171,12 +184,18 @@ pub async fn execute(
     )
     .await;
     let ended = output::now_ms();
+    if let Some(recorder) = out.recorder.take() {
+        recorder.finish().await;
+    }
 
     let (exit_code, error) = match &driven {
         Ok(code) => (*code, None),
         Err(e) => (e.exit_code(), Some(e.to_string())),
     };
-    let scanned = std::mem::take(&mut out.scanner).finish();
+    let scanned = record
+        .scanned
+        .take()
+        .unwrap_or_else(|| std::mem::take(&mut out.scanner).finish());
     let mut result = RunResult::new(
         run_id,
         report::BinaryInfo {
@@ -228,6 +247,8 @@ struct Record {
     attempts: Vec<report::Attempt>,
     /// Why the run ended the way it did, when it was not the test's own doing.
     note: Option<String>,
+    /// The test cases of the last attempt, when its end already needed them.
+    scanned: Option<Scanned>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -257,48 +278,83 @@ async fn drive(
         let keep = args.lease.is_some();
         record.lease = Some(lease.clone());
         out.start_attempt(&lease);
+        if let Some(recorder) = &out.recorder {
+            let why = record
+                .attempts
+                .last()
+                .map(|a| format!("after {} failed: {}", a.board, a.error))
+                .unwrap_or_default();
+            let binary = args.binary.display().to_string();
+            recorder.start(&lease, &binary, &args.args, attempt + 1, &why);
+        }
         let renewals = spawn_renewals(client.clone(), &lease, keep);
         let result = tokio::select! {
             r = attempt_on(client, &lease, file, name, command, args, out) => r,
             signal = signals.recv() => {
                 renewals.abort();
-                record.note = Some(format!("stopped by {signal}"));
+                let note = format!("stopped by {signal}");
+                let cases = finish_cases(out, record);
+                end_record(out, record::ended(
+                    RunState::Cancelled,
+                    note.clone(),
+                    Some(exit_codes::INTERRUPTED),
+                    &lease.board_id,
+                    cases,
+                ))
+                .await;
+                record.note = Some(note);
                 return interrupted(signal, Some(&lease), client, args, out).await;
             }
         };
         renewals.abort();
         let outcome = result;
         let board = lease.board_id.clone();
+        let left = args.retries - attempt;
+        let last = keep || left == 0;
         match outcome {
             Ok(Attempt::Finished(status)) => {
                 report(client, &board, true, None).await;
+                let cases = finish_cases(out, record);
+                end_record(out, record::finished(status, &board, cases)).await;
                 give_back(client, &lease, keep).await;
                 return Ok(status);
             }
             Ok(Attempt::TimedOut) => {
-                give_back(client, &lease, keep).await;
-                record.note = Some(format!(
+                let note = format!(
                     "ran past {} and was interrupted",
                     humantime::format_duration(args.timeout)
-                ));
-                out.say(format_args!(
-                    "{} on {board} ran past {} and was interrupted",
-                    args.binary.display(),
-                    humantime::format_duration(args.timeout)
-                ));
+                );
+                out.say(format_args!("{} on {board} {note}", args.binary.display()));
+                let cases = finish_cases(out, record);
+                end_record(
+                    out,
+                    record::ended(
+                        RunState::TimedOut,
+                        note.clone(),
+                        Some(exit_codes::TIMED_OUT),
+                        &board,
+                        cases,
+                    ),
+                )
+                .await;
+                give_back(client, &lease, keep).await;
+                record.note = Some(note);
                 return Ok(exit_codes::TIMED_OUT);
             }
             Err(AttemptError::Board(e)) => {
                 report(client, &board, false, Some(e.to_string())).await;
+                end_crashed(out, &board, &e.to_string(), last, left).await;
                 give_back(client, &lease, keep).await;
                 failures.push(e.to_string());
             }
             Ok(Attempt::PowerFault(e)) => {
                 report(client, &board, false, Some(e.to_string())).await;
+                end_crashed(out, &board, &e.to_string(), last, left).await;
                 give_back(client, &lease, keep).await;
                 failures.push(e.to_string());
             }
             Err(AttemptError::Other(e)) => {
+                end_crashed(out, &board, &e.to_string(), true, 0).await;
                 give_back(client, &lease, keep).await;
                 return Err(lab_failure(e));
             }
@@ -307,8 +363,7 @@ async fn drive(
             board,
             error: failures.last().cloned().unwrap_or_default(),
         });
-        let left = args.retries - attempt;
-        if keep || left == 0 {
+        if last {
             break;
         }
         out.say(format_args!(
@@ -328,6 +383,43 @@ async fn drive(
         ),
         none_healthy: false,
     }))
+}
+
+/// Finishes the scan of the attempt's output (it is the run's last) and gives its test cases
+/// for the record.
+fn finish_cases(out: &mut RunOutput, record: &mut Record) -> Vec<leased::api::RunCase> {
+    let scanned = std::mem::take(&mut out.scanner).finish();
+    let cases = record::run_cases(&scanned.cases);
+    record.scanned = Some(scanned);
+    cases
+}
+
+/// Ends the attempt's record; called before its lease is given back, which would make leased
+/// count the run as abandoned.
+async fn end_record(out: &RunOutput, update: RunUpdate) {
+    if let Some(recorder) = &out.recorder {
+        recorder.end(update).await;
+    }
+}
+
+/// Ends the record of an attempt that socv or the lab failed: Crashed, with what went wrong
+/// and whether socv goes on elsewhere.
+async fn end_crashed(out: &RunOutput, board: &str, error: &str, last: bool, left: u32) {
+    out.note_failure(error);
+    let (message, code) = if last {
+        (error.to_owned(), Some(exit_codes::LAB_FAILURE))
+    } else {
+        (
+            format!("{error}; retrying on another board ({left} left)"),
+            None,
+        )
+    };
+    let cases = record::run_cases(out.scanner.cases());
+    end_record(
+        out,
+        record::ended(RunState::Crashed, message, code, board, cases),
+    )
+    .await;
 }
 
 #[derive(Debug)]
@@ -392,6 +484,9 @@ async fn attempt_on(
         lease.board_id,
         lease.id
     ));
+    if let Some(recorder) = &out.recorder {
+        recorder.running();
+    }
     let ran = session.run_with_timeout(command, args.timeout, out).await;
     let _ = out.flush().await;
     let outcome = match ran {
@@ -557,6 +652,8 @@ pub struct RunOutput {
     scanner: CaseScanner,
     /// Told of every board the run goes to (a batch's progress line names it).
     on_lease: Option<OnLease>,
+    /// The run's record in leased's history, when it is recorded.
+    recorder: Option<RunRecorder>,
 }
 
 type OnLease = Box<dyn Fn(&Lease) + Send + Sync>;
@@ -576,6 +673,7 @@ impl RunOutput {
             log: None,
             scanner: CaseScanner::new(),
             on_lease: None,
+            recorder: None,
         }
     }
 
@@ -586,6 +684,7 @@ impl RunOutput {
             log: None,
             scanner: CaseScanner::new(),
             on_lease: Some(Box::new(on_lease)),
+            recorder: None,
         }
     }
 
@@ -595,8 +694,19 @@ impl RunOutput {
 
     /// A note about the run on stderr, unless the run is one of a batch.
     fn say(&self, text: impl std::fmt::Display) {
+        let text = text.to_string();
+        if let Some(recorder) = &self.recorder {
+            recorder.note(LogLevel::Info, &text);
+        }
         if !self.hides() {
             eprintln!("socv: {text}");
+        }
+    }
+
+    /// A failure of the board or of socv, for the record only (the caller says it its way).
+    fn note_failure(&self, text: &str) {
+        if let Some(recorder) = &self.recorder {
+            recorder.note(LogLevel::Error, text);
         }
     }
 
@@ -620,6 +730,9 @@ impl AsyncWrite for RunOutput {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         this.scanner.feed(buf);
+        if let Some(recorder) = &this.recorder {
+            recorder.console(buf);
+        }
         if let Some(log) = &mut this.log
             && let Err(e) = log.write_all(buf)
         {

@@ -20,6 +20,15 @@ pub struct SimLeased {
 impl SimLeased {
     /// `families` like `["socA:2", "socB:1"]`.
     pub fn start(families: &[&str]) -> SimLeased {
+        Self::start_with(families, |_| {})
+    }
+
+    /// Like [`SimLeased::start`], with leased's configuration adjusted first (Prefect,
+    /// notifications).
+    pub fn start_with(
+        families: &[&str],
+        configure: impl FnOnce(&mut leased::Config) + Send + 'static,
+    ) -> SimLeased {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let boards_file = dir.path().join("boards.yaml");
         let store = dir.path().join("leases.redb");
@@ -51,7 +60,9 @@ impl SimLeased {
                     .await
                     .expect("binding leased");
                 let url = format!("http://{}", listener.local_addr().expect("an address"));
-                let config = leased::Config::new(&file, leased::config::StoreSpec::Embedded(store));
+                let mut config =
+                    leased::Config::new(&file, leased::config::StoreSpec::Embedded(store));
+                configure(&mut config);
                 let _ = ready_tx.send((url, lab.pdu_url().to_string()));
                 if let Err(e) = leased::serve(config, listener, async move {
                     let _ = stopped.await;
