@@ -4,18 +4,9 @@
 #[path = "support/simlab.rs"]
 mod simlab;
 
-use simlab::{SimLeased, expect_code, stderr, stdout};
+use simlab::{SimLeased, expect_code, script_in as script, stderr, stdout};
 use socv::exit_codes;
-use std::path::{Path, PathBuf};
-
-/// Writes an executable shell script test into `dir`.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
+use std::path::PathBuf;
 
 fn no_lease_left(lab: &SimLeased) {
     let out = lab.socv("ann", &["leases", "--json"]);

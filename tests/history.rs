@@ -6,22 +6,13 @@
 mod simlab;
 
 use leased::api::{CaseOutcome, Run, RunState};
-use simlab::{SimLeased, expect_code, stderr, stdout};
+use simlab::{SimLeased, expect_code, post, script, stderr, stdout};
 use socv::exit_codes;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Writes an executable shell script test into the lab's directory.
-fn script(lab: &SimLeased, name: &str, body: &str) -> PathBuf {
-    let path = lab.dir.path().join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
 
 fn history(lab: &SimLeased, args: &[&str]) -> Vec<Run> {
     let mut all = vec!["history", "--json"];
@@ -274,23 +265,6 @@ fn leased_going_away_mid_run_costs_one_warning_not_the_result() {
         .unwrap();
     assert_eq!(run.state, RunState::Running);
     assert_eq!(run.board_id, "soca-001");
-}
-
-fn post(url: &str, body: serde_json::Value) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let res = reqwest::Client::new()
-            .post(url)
-            .header(leased::api::HOLDER_HEADER, "admin@test")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{url}: {}", res.status());
-    });
 }
 
 #[test]

@@ -5,18 +5,9 @@
 #[path = "support/simlab.rs"]
 mod simlab;
 
-use simlab::{SimLeased, expect_code, stderr, stdout};
+use simlab::{SimLeased, expect_code, post, script, stderr, stdout};
 use socv::exit_codes;
 use std::path::PathBuf;
-
-/// Writes an executable shell script test into the lab's directory.
-fn script(lab: &SimLeased, name: &str, body: &str) -> PathBuf {
-    let path = lab.dir.path().join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
 
 fn no_lease_left(lab: &SimLeased) {
     let out = lab.socv("ann", &["leases", "--json"]);
@@ -28,23 +19,6 @@ fn boards(lab: &SimLeased) -> Vec<leased::api::BoardView> {
     let out = lab.socv("ann", &["boards", "--json"]);
     expect_code(&out, 0);
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn post(url: &str, body: serde_json::Value) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let res = reqwest::Client::new()
-            .post(url)
-            .header(leased::api::HOLDER_HEADER, "admin@test")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{url}: {}", res.status());
-    });
 }
 
 #[test]

@@ -207,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!(
             "history-bench: {backlog} outbox entries; starting Prefect on port {prefect_port}"
         );
-        let prefect = start_prefect(prefect_port).await;
+        let prefect = PrefectServer::started_on(prefect_port).await;
         let t = Instant::now();
         let deadline = t + Duration::from_secs(args.timeout);
         loop {
@@ -251,15 +251,4 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{out}");
     Ok(())
-}
-
-/// A real Prefect server on `port`, started off the async threads (it takes 5–15 s).
-async fn start_prefect(port: u16) -> PrefectServer {
-    tokio::task::spawn_blocking(move || {
-        let mut server = PrefectServer::new(Some(port), None);
-        server.start();
-        server
-    })
-    .await
-    .expect("starting Prefect")
 }

@@ -43,7 +43,7 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
-    running: Option<RunningServer>,
+    running: Option<Supervised>,
 }
 
 impl RedisServer {
@@ -64,7 +64,7 @@ impl RedisServer {
         let mut errors = Vec::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            match RunningServer::launch(port, dir.path()) {
+            match Supervised::launch(port, dir.path()) {
                 Ok(running) => {
                     return RedisServer {
                         port,
@@ -102,7 +102,7 @@ impl RedisServer {
         self.stop();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            match RunningServer::launch(self.port, self.dir.path()) {
+            match Supervised::launch(self.port, self.dir.path()) {
                 Ok(running) => {
                     self.running = Some(running);
                     return;
@@ -126,18 +126,49 @@ impl Drop for RedisServer {
     }
 }
 
-/// One run of the server, under its supervising shell.
-struct RunningServer {
+/// One run of a server under its supervising shell, which prints the server's pid first and
+/// stops it when our end of its stdin (the lifeline) closes.
+struct Supervised {
     supervisor: Child,
     /// Our end of the supervisor's stdin: closing it stops the server.
     lifeline: Option<ChildStdin>,
     pid: u32,
 }
 
-impl RunningServer {
-    fn launch(port: u16, dir: &Path) -> Result<RunningServer, String> {
+impl Supervised {
+    /// Spawns the supervising shell `cmd` (stdin and stdout piped) and reads the pid it reports.
+    fn spawn(cmd: &mut Command, what: &str) -> Result<Supervised, String> {
+        let mut supervisor = cmd
+            .spawn()
+            .map_err(|e| format!("running sh to start {what}: {e}"))?;
+        let lifeline = supervisor.stdin.take();
+        let mut pid_line = String::new();
+        if let Some(out) = supervisor.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut pid_line);
+        }
+        match pid_line.trim().parse::<u32>() {
+            Ok(pid) => Ok(Supervised {
+                supervisor,
+                lifeline,
+                pid,
+            }),
+            Err(_) => {
+                drop(lifeline);
+                let _ = supervisor.kill();
+                let _ = supervisor.wait();
+                Err(format!(
+                    "the supervising shell did not report {what}'s pid (got {pid_line:?})"
+                ))
+            }
+        }
+    }
+}
+
+impl Supervised {
+    fn launch(port: u16, dir: &Path) -> Result<Supervised, String> {
         let log = dir.join(format!("redis-{port}.log"));
-        let mut supervisor = Command::new("sh")
+        let mut supervisor = Command::new("sh");
+        supervisor
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("redis-supervisor")
@@ -152,27 +183,8 @@ impl RunningServer {
             .arg(&log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("running sh to start redis-server: {e}"))?;
-        let lifeline = supervisor.stdin.take();
-        let mut pid_line = String::new();
-        if let Some(out) = supervisor.stdout.take() {
-            // The supervisor prints the server's pid first and nothing else.
-            let _ = BufReader::new(out).read_line(&mut pid_line);
-        }
-        let mut running = RunningServer {
-            supervisor,
-            lifeline,
-            pid: 0,
-        };
-        let Ok(pid) = pid_line.trim().parse::<u32>() else {
-            running.stop();
-            return Err(format!(
-                "the supervising shell did not report a pid (got {pid_line:?})"
-            ));
-        };
-        running.pid = pid;
+            .stderr(Stdio::null());
+        let mut running = Supervised::spawn(&mut supervisor, "redis-server")?;
         match running.wait_ready(port) {
             Ok(()) => Ok(running),
             Err(e) => {
@@ -269,11 +281,11 @@ pub use prefect_server::{PrefectServer, prefect_executable};
 mod prefect_server {
     use super::{free_port, log_tail};
     use crate::config::PrefectConfig;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
     use std::os::unix::process::CommandExt;
     use std::path::PathBuf;
-    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     /// The Prefect version the tests pin (the one `tests/run.sh` installs).
@@ -353,12 +365,7 @@ wait "$server"
         running: Option<Running>,
     }
 
-    struct Running {
-        supervisor: Child,
-        /// Our end of the supervisor's stdin: closing it stops the server.
-        lifeline: Option<ChildStdin>,
-        pid: u32,
-    }
+    type Running = super::Supervised;
 
     impl PrefectServer {
         /// Starts a server on a free port, without auth, and waits until it answers.
@@ -366,6 +373,18 @@ wait "$server"
             let mut s = PrefectServer::new(None, None);
             s.start();
             s
+        }
+
+        /// Starts a server on `port`, off the async threads (it takes 5–15 s), for a test that
+        /// records while Prefect is down and then starts it where leased expects it.
+        pub async fn started_on(port: u16) -> PrefectServer {
+            tokio::task::spawn_blocking(move || {
+                let mut s = PrefectServer::new(Some(port), None);
+                s.start();
+                s
+            })
+            .await
+            .unwrap_or_else(|e| panic!("starting Prefect on port {port}: {e}"))
         }
 
         /// Starts a server whose API wants basic auth `user:password`.
@@ -437,7 +456,7 @@ wait "$server"
         /// Stops the server (its whole process group) and waits until it is gone.
         pub fn stop(&mut self) {
             if let Some(r) = self.running.take() {
-                r.stop();
+                r.stop_group();
             }
         }
 
@@ -477,37 +496,18 @@ wait "$server"
                 Some(a) => cmd.env("PREFECT_SERVER_API_AUTH_STRING", a),
                 None => cmd.env_remove("PREFECT_SERVER_API_AUTH_STRING"),
             };
-            let mut supervisor = cmd
-                .spawn()
-                .map_err(|e| format!("running sh to start {}: {e}", exe.display()))?;
-            let lifeline = supervisor.stdin.take();
-            let mut pid_line = String::new();
-            if let Some(out) = supervisor.stdout.take() {
-                let _ = BufReader::new(out).read_line(&mut pid_line);
-            }
-            let mut running = Running {
-                supervisor,
-                lifeline,
-                pid: 0,
-            };
-            let Ok(pid) = pid_line.trim().parse::<u32>() else {
-                running.stop();
-                return Err(format!(
-                    "the supervising shell did not report a pid (got {pid_line:?})"
-                ));
-            };
-            running.pid = pid;
+            let mut running = Running::spawn(&mut cmd, &exe.display().to_string())?;
             let deadline = Instant::now() + READY_TIMEOUT;
             loop {
                 if let Ok(Some(status)) = running.supervisor.try_wait() {
-                    running.stop();
+                    running.stop_group();
                     return Err(format!("prefect exited ({status}){}", log_tail(&log)));
                 }
                 if health(self.port) {
                     return Ok(running);
                 }
                 if Instant::now() >= deadline {
-                    running.stop();
+                    running.stop_group();
                     return Err(format!(
                         "GET /api/health did not answer within {} s{}",
                         READY_TIMEOUT.as_secs(),
@@ -526,7 +526,8 @@ wait "$server"
     }
 
     impl Running {
-        fn stop(mut self) {
+        /// Stops the server's whole process group (TERM, then KILL after a while).
+        fn stop_group(mut self) {
             drop(self.lifeline.take());
             let group = format!("-{}", self.supervisor.id());
             let _ = Command::new("kill")

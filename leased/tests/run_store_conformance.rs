@@ -8,14 +8,9 @@ use leased::api::{
     CaseOutcome, LogLevel, LogLine, Priority, Run, RunCase, RunPrefect, RunQuery, RunState,
     RunUpdate,
 };
-use leased::store::{
-    EmbeddedStore, Millis, OutboxEntry, OutboxEvent, RedisStore, RunStore, StoreError,
-};
-use leased::testing::RedisServer;
+use leased::store::{Millis, OutboxEntry, OutboxEvent, RunStore, StoreError};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Where the suite's clock starts (Unix ms).
 const T0: Millis = 1_700_000_000_000;
@@ -36,102 +31,11 @@ const TERMINAL: [RunState; 5] = [
 // ---------------------------------------------------------------------------------------------
 // The two backends
 
-/// Where a case gets its stores: each case has an empty store location of its own.
-trait Backend {
-    type Store: RunStore;
-    /// Opens the store; opened again after the previous one was dropped, it holds the same data.
-    async fn open(&self) -> Self::Store;
-    /// A second handle on the same data, used at the same time as `first`.
-    async fn peer(&self, first: &Self::Store) -> Self::Store;
-}
+#[path = "common/backends.rs"]
+#[macro_use]
+mod backends;
 
-struct Embedded {
-    dir: tempfile::TempDir,
-}
-
-impl Embedded {
-    fn new() -> Embedded {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
-        Embedded { dir }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("leases.redb")
-    }
-}
-
-impl Backend for Embedded {
-    type Store = EmbeddedStore;
-
-    async fn open(&self) -> EmbeddedStore {
-        let path = self.path();
-        EmbeddedStore::open(&path)
-            .unwrap_or_else(|e| panic!("opening the embedded store {}: {e}", path.display()))
-    }
-
-    /// One process owns the file, so the second handle is a clone of the first.
-    async fn peer(&self, first: &EmbeddedStore) -> EmbeddedStore {
-        first.clone()
-    }
-}
-
-/// One server for the whole suite; each case works under a key prefix of its own.
-fn shared_redis() -> &'static RedisServer {
-    static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    SERVER.get_or_init(RedisServer::start)
-}
-
-struct Redis {
-    url: String,
-    prefix: String,
-}
-
-impl Redis {
-    fn new() -> Redis {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Redis {
-            url: shared_redis().url(),
-            prefix: format!("run-conformance-{}:", NEXT.fetch_add(1, Ordering::Relaxed)),
-        }
-    }
-}
-
-impl Backend for Redis {
-    type Store = RedisStore;
-
-    async fn open(&self) -> RedisStore {
-        RedisStore::connect(&self.url, &self.prefix)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to {} ({}): {e}", self.url, self.prefix))
-    }
-
-    /// Another daemon on the same Redis.
-    async fn peer(&self, _first: &RedisStore) -> RedisStore {
-        self.open().await
-    }
-}
-
-/// Instantiates every case once per backend: `embedded::<case>` and `redis::<case>`.
-macro_rules! conformance_suite {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(&super::Embedded::new()).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(&super::Redis::new()).await;
-                }
-            )*
-        }
-    };
-}
+use backends::{Backend, Embedded, Redis};
 
 conformance_suite!(
     start_records_a_pending_run,

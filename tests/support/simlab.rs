@@ -149,3 +149,35 @@ pub fn expect_code(out: &Output, code: i32) {
         stderr(out)
     );
 }
+
+/// Writes an executable shell script test into `dir`.
+pub fn script_in(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Writes an executable shell script test into the lab's directory.
+pub fn script(lab: &SimLeased, name: &str, body: &str) -> PathBuf {
+    script_in(lab.dir.path(), name, body)
+}
+
+/// POSTs JSON (to the sim's PDU API, or to leased as an admin) and insists on a success.
+pub fn post(url: &str, body: serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let res = reqwest::Client::new()
+            .post(url)
+            .header(leased::api::HOLDER_HEADER, "admin@test")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{url}: {}", res.status());
+    });
+}

@@ -928,15 +928,7 @@ fn as_uuid(id: &str) -> String {
     b.copy_from_slice(&digest[..16]);
     b[6] = (b[6] & 0x0f) | 0x50; // version 5 style (name-based)
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::store::runs::uuid_text(&b)
 }
 
 /// What Prefect said in an error body: `detail`, `exception_message` and pydantic's details.

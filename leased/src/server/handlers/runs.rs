@@ -10,7 +10,7 @@ use crate::api::{
 use crate::auth::Caller;
 use crate::server::error::{ApiJson, ApiPath, ApiQuery};
 use crate::server::{ApiError, AppState, now_ms};
-use crate::store::new_id;
+use crate::store::{StoreError, new_id};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -269,6 +269,8 @@ pub async fn crash_abandoned(state: &AppState) {
                 let url = run.prefect.as_ref().and_then(|p| p.url.clone());
                 state.notifier.run_ended(&run, url);
             }
+            // It ended meanwhile (its socv was only late, or another daemon marked it).
+            Err(StoreError::RunTransition { .. }) => {}
             Err(e) => tracing::warn!(run = %run.id, error = %e, "marking an abandoned run crashed"),
         }
     }
