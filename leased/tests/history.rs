@@ -765,3 +765,166 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
     assert_eq!(health["prefect"]["configured"], false);
     assert_eq!(health["notifications"][0]["name"], "slack");
 }
+
+/// A local Feishu custom bot: records every body, answers `{"code":0}`.
+async fn feishu_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/open-apis/bot/v2/hook/t0k3n",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                axum::Json(json!({"code": 0, "msg": "success", "data": {}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/open-apis/bot/v2/hook/t0k3n",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+/// Checks a Feishu body's signature the way Feishu does: HMAC-SHA256 keyed by
+/// `timestamp + "\n" + secret` over nothing, base64; the timestamp within an hour of now.
+fn assert_signed(body: &Value, secret: &str) {
+    let ts: u64 = body["timestamp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no timestamp: {body}"))
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(ts) < 3600, "timestamp {ts}, now {now}");
+    assert_eq!(
+        body["sign"].as_str(),
+        Some(leased::notify::feishu_sign(ts, secret).as_str()),
+        "{body}"
+    );
+}
+
+/// Through the daemon: a lease request waiting longer than `--notify-long-wait` is notified
+/// once, and with `--notify-on all` a passing run is too; both signed for the Feishu bot.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_waits_and_run_endings_reach_a_signed_feishu_bot() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = write_lab(dir.path(), "socA", 1);
+    let client = reqwest::Client::new();
+    let (hook, mut received) = feishu_receiver().await;
+    let secret = "s3cret-for-the-bot";
+    let store = dir.path().join("leased.redb");
+    let daemon = Daemon::start_with(
+        free_port(),
+        &lab,
+        store.to_str().unwrap(),
+        dir.path(),
+        &[
+            "--feishu-webhook-url".into(),
+            hook,
+            "--feishu-secret".into(),
+            secret.into(),
+            "--notify-on".into(),
+            "all".into(),
+            "--notify-long-wait".into(),
+            "1s".into(),
+        ],
+    )
+    .await;
+    let url = &daemon.url;
+    let c = &client;
+    let lease = ok(
+        call(
+            c,
+            Method::POST,
+            &format!("{url}/api/v1/lease"),
+            "bob@h",
+            Some(json!({"board_family": "socA"})),
+        )
+        .await,
+        "lease",
+        201,
+    )
+    .await;
+    let ticket = ok(
+        call(
+            c,
+            Method::POST,
+            &format!("{url}/api/v1/lease"),
+            "carol@h",
+            Some(json!({"board_family": "socA", "wait_s": 60})),
+        )
+        .await,
+        "queue",
+        202,
+    )
+    .await;
+    let ticket = ticket["ticket"].as_str().unwrap().to_string();
+    // Carol keeps polling, as socv does, past the long-wait threshold.
+    for _ in 0..3 {
+        let polled = ok(
+            call(
+                c,
+                Method::GET,
+                &format!("{url}/api/v1/queue/{ticket}?wait_s=1"),
+                "carol@h",
+                None,
+            )
+            .await,
+            "poll",
+            200,
+        )
+        .await;
+        assert_eq!(polled["state"], "waiting", "{polled}");
+    }
+    let note = tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("no Feishu notification of the long wait")
+        .unwrap();
+    assert_signed(&note, secret);
+    let text = note["content"].to_string();
+    assert!(
+        text.contains(&ticket) && text.contains("carol@h") && text.contains("socA"),
+        "{note}"
+    );
+
+    // Once only, however long it goes on: the next message is the run's.
+    let lease_id = lease["id"].as_str().unwrap();
+    ok(
+        call(c, Method::POST, &format!("{url}/api/v1/runs"), "bob@h", Some(json!({"id": "fine-1", "board_id": "socA-001", "binary": "./t", "lease_id": lease_id}))).await,
+        "start",
+        201,
+    )
+    .await;
+    ok(
+        patch(
+            c,
+            &format!("{url}/api/v1/runs"),
+            "fine-1",
+            "bob@h",
+            json!({"state": "completed", "exit_code": 0}),
+        )
+        .await,
+        "end",
+        200,
+    )
+    .await;
+    let note = tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("no Feishu notification of the run")
+        .unwrap();
+    assert_signed(&note, secret);
+    let text = note["content"].to_string();
+    assert!(
+        text.contains("fine-1") && text.contains("socA-001"),
+        "{note}"
+    );
+    let health = health(c, url).await;
+    assert_eq!(health["notifications"][0]["name"], "feishu");
+    assert_eq!(health["notifications"][0]["sent"], 2, "{health}");
+    assert_eq!(health["notifications"][0]["failed"], 0, "{health}");
+}
