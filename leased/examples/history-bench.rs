@@ -45,6 +45,9 @@ struct Args {
     /// Measure recording only; do not start Prefect
     #[arg(long)]
     no_prefect: bool,
+    /// Runs delivered to Prefect at once (leased's `prefect_concurrency`)
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
     /// Longest wait for the outbox to empty, in seconds
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         ui_url: None,
     });
     config.run_retention = args.runs.max(10_000);
+    config.prefect_concurrency = args.concurrency;
     config.probe_interval = Duration::ZERO;
     let state = leased::server::build(config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -247,6 +251,7 @@ async fn main() -> anyhow::Result<()> {
             "runs_per_s": ((args.runs as f64 / record_s) * 10.0).round() / 10.0,
         },
         "outbox_entries": backlog,
+        "prefect_concurrency": args.concurrency,
         "delivery": delivery,
     });
     println!("{out}");

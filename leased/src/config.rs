@@ -55,6 +55,9 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Most runs kept in the store (the oldest ended ones are forgotten beyond it).
     pub run_retention: usize,
+    /// Runs delivered to Prefect at once (each in order). 2 suits Prefect on SQLite, which
+    /// answers 503 under concurrent writes; on PostgreSQL more helps.
+    pub prefect_concurrency: usize,
 }
 
 /// The Prefect server that receives run history.
@@ -140,6 +143,7 @@ impl Config {
             prefect: None,
             notify: NotifyConfig::default(),
             run_retention: 10_000,
+            prefect_concurrency: 2,
         }
     }
 
@@ -169,6 +173,12 @@ impl Config {
         }
         if self.run_retention == 0 {
             bail!("run_retention must be at least 1");
+        }
+        if !(1..=64).contains(&self.prefect_concurrency) {
+            bail!(
+                "prefect_concurrency must be 1 to 64, not {}",
+                self.prefect_concurrency
+            );
         }
         if self.default_ttl > self.max_ttl {
             bail!(
@@ -279,6 +289,7 @@ struct FileConfig {
     #[serde(default, with = "opt_duration")]
     notify_long_wait: Option<Duration>,
     run_retention: Option<usize>,
+    prefect_concurrency: Option<usize>,
 }
 
 mod opt_duration {
@@ -384,6 +395,9 @@ impl Args {
         };
         if let Some(n) = file.run_retention {
             c.run_retention = n;
+        }
+        if let Some(n) = file.prefect_concurrency {
+            c.prefect_concurrency = n;
         }
         c.check()?;
         Ok(c)

@@ -265,12 +265,25 @@ impl PrefectClient {
     /// Creates the run's flow run in state Pending, or finds the one created before (the run
     /// id is the idempotency key). Answers the flow run id.
     pub async fn create_flow_run(&self, run: &Run) -> Result<String, PrefectError> {
+        Ok(self.create_or_find_flow_run(run).await?.0)
+    }
+
+    /// Like [`PrefectClient::create_flow_run`], also saying whether this very call made it
+    /// (Prefect answered 201: it has no logs and no artifacts yet). `false` when it existed, or
+    /// when an earlier try of this call may have made it (its answer was lost).
+    pub async fn create_or_find_flow_run(&self, run: &Run) -> Result<(String, bool), PrefectError> {
         let mut fresh_flow = false;
         loop {
             let flow_id = self.ensure_flow().await?;
             let body = flow_run_body(&flow_id, run);
-            match self.call(Method::POST, "/flow_runs/", Some(&body)).await {
-                Ok(v) => return str_field(&v, "id", "POST /flow_runs/"),
+            match self
+                .call_with_status(Method::POST, "/flow_runs/", Some(&body))
+                .await
+            {
+                Ok((status, tries, v)) => {
+                    let made = status == StatusCode::CREATED && tries == 1;
+                    return Ok((str_field(&v, "id", "POST /flow_runs/")?, made));
+                }
                 // 409: the cached flow is gone (Prefect's database was reset); make it again.
                 Err(PrefectError::Status { status: 409, .. }) if !fresh_flow => {
                     *self.inner.flow_id.lock().unwrap() = None;
@@ -429,6 +442,17 @@ impl PrefectClient {
         flow_run_id: &str,
         run: &Run,
     ) -> Result<ArtifactsPosted, PrefectError> {
+        self.post_artifacts_checked(flow_run_id, run, true).await
+    }
+
+    /// Like [`PrefectClient::post_artifacts`]; `check: false` skips the first look for what the
+    /// flow run already has (for a flow run known to have no artifacts). A retry still looks.
+    pub async fn post_artifacts_checked(
+        &self,
+        flow_run_id: &str,
+        run: &Run,
+        check: bool,
+    ) -> Result<ArtifactsPosted, PrefectError> {
         let mut wanted = vec![json!({
             "key": summary_key(&run.id),
             "type": "markdown",
@@ -446,7 +470,11 @@ impl PrefectClient {
             }));
         }
         let mut done = ArtifactsPosted::default();
-        let existing = self.artifact_keys(flow_run_id, &wanted, true).await?;
+        let existing = if check {
+            self.artifact_keys(flow_run_id, &wanted, true).await?
+        } else {
+            Default::default()
+        };
         for artifact in wanted {
             let key = artifact["key"].as_str().unwrap_or_default().to_string();
             if existing.contains(&key) {
@@ -605,6 +633,26 @@ impl PrefectClient {
         }
     }
 
+    /// Like `call`, also answering the success status and how many tries it took.
+    async fn call_with_status(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, u32, Value), PrefectError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_with_status(method.clone(), path, body).await {
+                Err(e) if e.is_retryable() && attempt < self.retry.tries => {
+                    tracing::debug!(error = %e, attempt, "{method} {path} to Prefect; retrying");
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                }
+                other => return other.map(|(status, v)| (status, attempt, v)),
+            }
+        }
+    }
+
     /// One request, no retry. Answers the JSON body (null when empty).
     async fn send_once(
         &self,
@@ -612,6 +660,16 @@ impl PrefectClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, PrefectError> {
+        Ok(self.send_with_status(method, path, body).await?.1)
+    }
+
+    /// One request, no retry. Answers the success status and the JSON body (null when empty).
+    async fn send_with_status(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), PrefectError> {
         let what = format!("{method} {path}");
         let mut req = self
             .inner
@@ -632,12 +690,14 @@ impl PrefectClient {
         let text = resp.text().await.map_err(unreachable)?;
         if status.is_success() {
             if text.trim().is_empty() {
-                return Ok(Value::Null);
+                return Ok((status, Value::Null));
             }
-            return serde_json::from_str(&text).map_err(|e| PrefectError::Unexpected {
-                what,
-                detail: format!("not JSON ({e}): {}", clip(&text, 200)),
-            });
+            return serde_json::from_str(&text)
+                .map(|v| (status, v))
+                .map_err(|e| PrefectError::Unexpected {
+                    what,
+                    detail: format!("not JSON ({e}): {}", clip(&text, 200)),
+                });
         }
         let json: Option<Value> = serde_json::from_str(&text).ok();
         let message = json

@@ -43,7 +43,7 @@ impl Default for DeliverOptions {
     fn default() -> Self {
         DeliverOptions {
             window: 512,
-            concurrency: 4,
+            concurrency: 2,
             poll: Duration::from_secs(1),
             claim_ttl: Duration::from_secs(30),
             backoff_min: Duration::from_secs(1),
@@ -121,6 +121,9 @@ pub struct Deliverer {
     /// Runs whose logs in Prefect are known to this process (every post of theirs here got
     /// its answer): their next post needs no look for what is already there.
     logs_known: Mutex<HashSet<String>>,
+    /// Runs whose flow run this process made (Prefect answered 201) and that have had no
+    /// artifact post yet: their artifacts need no look for what is already there.
+    no_artifacts: Mutex<HashSet<String>>,
     claimed_at: Mutex<Option<Instant>>,
 }
 
@@ -157,8 +160,15 @@ impl Deliverer {
             shared,
             flow_runs: Mutex::new(HashMap::new()),
             logs_known: Mutex::new(HashSet::new()),
+            no_artifacts: Mutex::new(HashSet::new()),
             claimed_at: Mutex::new(None),
         }
+    }
+
+    /// Delivers `n` runs at once (at least one).
+    pub fn with_concurrency(mut self, n: usize) -> Deliverer {
+        self.opts.concurrency = n.max(1);
+        self
     }
 
     pub fn handle(&self) -> DelivererHandle {
@@ -382,8 +392,18 @@ impl Deliverer {
     ) -> anyhow::Result<()> {
         match &step[0].event {
             OutboxEvent::Create { run } => {
-                let fr = self.client.create_flow_run(run).await?;
+                let (fr, made) = self.client.create_or_find_flow_run(run).await?;
                 self.remember(run_id, &fr).await?;
+                if made {
+                    // A new flow run has no logs and no artifacts: no need to look.
+                    for set in [&self.logs_known, &self.no_artifacts] {
+                        let mut set = set.lock().unwrap();
+                        if set.len() >= CACHE_RUNS {
+                            set.clear();
+                        }
+                        set.insert(run_id.to_string());
+                    }
+                }
             }
             OutboxEvent::State {
                 state,
@@ -442,7 +462,8 @@ impl Deliverer {
             }
             OutboxEvent::Artifacts { run } => {
                 let fr = self.flow_run_id(run_id, all).await?;
-                self.client.post_artifacts(&fr, run).await?;
+                let check = !self.no_artifacts.lock().unwrap().remove(run_id);
+                self.client.post_artifacts_checked(&fr, run, check).await?;
                 // The run has ended: its shortcuts are no longer needed often.
                 self.logs_known.lock().unwrap().remove(run_id);
             }

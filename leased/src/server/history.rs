@@ -25,7 +25,10 @@ pub struct History {
 impl History {
     pub fn new(config: &Config, runs: Arc<dyn RunStore>) -> anyhow::Result<History> {
         let deliverer = match &config.prefect {
-            Some(p) => Some(Deliverer::new(runs.clone(), PrefectClient::new(p)?)),
+            Some(p) => Some(
+                Deliverer::new(runs.clone(), PrefectClient::new(p)?)
+                    .with_concurrency(config.prefect_concurrency),
+            ),
             None => None,
         };
         Ok(History {
