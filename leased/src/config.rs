@@ -73,14 +73,23 @@ pub struct PrefectConfig {
 }
 
 impl PrefectConfig {
-    /// The base of the UI's links: `ui_url`, else the API URL without its `/api`.
+    /// The base of the UI's links: `ui_url`, else the API URL without its `/api`; never with
+    /// credentials (the links go to people, Slack and Feishu).
     pub fn ui_base(&self) -> String {
-        match &self.ui_url {
+        let base = match &self.ui_url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
                 let api = self.api_url.trim_end_matches('/');
                 api.strip_suffix("/api").unwrap_or(api).to_string()
             }
+        };
+        match reqwest::Url::parse(&base) {
+            Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                u.as_str().trim_end_matches('/').to_string()
+            }
+            _ => base,
         }
     }
 
@@ -417,6 +426,62 @@ mod tests {
         assert_eq!(
             StoreSpec::parse("/var/lib/socv/leased.redb"),
             StoreSpec::Embedded("/var/lib/socv/leased.redb".into())
+        );
+    }
+
+    #[test]
+    fn bad_prefect_and_webhook_settings_are_named() {
+        let mut c = Config::new("b.yaml", StoreSpec::Embedded("x".into()));
+        c.prefect = Some(PrefectConfig {
+            api_url: "prefect.lab:4200/api".into(),
+            auth: None,
+            ui_url: None,
+        });
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.starts_with("prefect_url (PREFECT_API_URL)"), "{err}");
+        c.prefect = Some(PrefectConfig {
+            api_url: "http://prefect.lab:4200/api".into(),
+            auth: Some("no-colon".into()),
+            ui_url: None,
+        });
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("user:password"), "{err}");
+        c.prefect = None;
+        c.notify.slack_webhook_url = Some("ftp://hooks.slack.com/x".into());
+        let err = c.check().unwrap_err().to_string();
+        assert!(
+            err.starts_with("slack_webhook_url (SLACK_WEBHOOK_URL)"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hooks.slack.com"),
+            "the URL may be secret: {err}"
+        );
+        c.notify.slack_webhook_url = None;
+        c.prefect_concurrency = 0;
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("prefect_concurrency")
+        );
+    }
+
+    #[test]
+    fn prefect_links_carry_no_credentials() {
+        let mut p = PrefectConfig {
+            api_url: "http://socv:s3cret@prefect.lab:4200/api/".into(),
+            auth: None,
+            ui_url: None,
+        };
+        assert_eq!(
+            p.flow_run_url("f1"),
+            "http://prefect.lab:4200/runs/flow-run/f1"
+        );
+        p.ui_url = Some("https://prefect.example.com/".into());
+        assert_eq!(
+            p.flow_run_url("f1"),
+            "https://prefect.example.com/runs/flow-run/f1"
         );
     }
 
