@@ -549,6 +549,26 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
         200,
     )
     .await;
+    let taken = ok(
+        call(
+            c,
+            Method::POST,
+            &runs,
+            "mallory@h",
+            Some(json!({"id": "pass-1", "board_id": "socA-001", "binary": "./ok"})),
+        )
+        .await,
+        "someone else's id",
+        409,
+    )
+    .await;
+    assert!(
+        taken["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice@h"),
+        "{taken}"
+    );
     ok(
         patch(c, &runs, "pass-1", "mallory@h", json!({"state": "running"})).await,
         "not holder",

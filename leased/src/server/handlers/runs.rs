@@ -111,6 +111,16 @@ pub async fn start(
         state.history.wake();
         tracing::info!(run = %run.id, board = %run.board_id, holder = %run.holder, "run started");
         Ok((StatusCode::CREATED, Json(to_api(&state, run))).into_response())
+    } else if run.holder != caller.name || run.board_id != board.board_id {
+        // Another run of that id: a retried POST repeats the same holder and board.
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            crate::api::codes::BAD_REQUEST,
+            format!(
+                "id: run '{}' was recorded before by {} on {}; choose another id",
+                run.id, run.holder, run.board_id
+            ),
+        ))
     } else {
         Ok((StatusCode::OK, Json(to_api(&state, run))).into_response())
     }
