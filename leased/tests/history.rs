@@ -479,56 +479,42 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
     let c = &client;
 
     let start = |body: Value| call(c, Method::POST, &runs, "alice@h", Some(body));
-    let bad = ok(
-        start(json!({"id": "Bad_Id", "board_id": "socA-001", "binary": "t"})).await,
-        "bad id",
-        400,
-    )
-    .await;
-    assert!(
-        bad["error"]["message"].as_str().unwrap().contains("id"),
-        "{bad}"
-    );
-    let bad = ok(
-        start(json!({"board_id": "nope-1", "binary": "t"})).await,
-        "unknown board",
-        404,
-    )
-    .await;
-    assert!(
-        bad["error"]["message"].as_str().unwrap().contains("nope-1"),
-        "{bad}"
-    );
-    let bad = ok(
-        start(json!({"board_id": "socA-001", "binary": ""})).await,
-        "no binary",
-        400,
-    )
-    .await;
-    assert!(
-        bad["error"]["message"].as_str().unwrap().contains("binary"),
-        "{bad}"
-    );
-    let bad = ok(
-        start(json!({"board_id": "socA-001", "binary": "t", "colour": 1})).await,
-        "unknown field",
-        400,
-    )
-    .await;
-    assert!(
-        bad["error"]["message"].as_str().unwrap().contains("colour"),
-        "{bad}"
-    );
-    let bad = ok(
-        start(json!({"board_id": "socA-001", "binary": "t", "lease_id": "l-none"})).await,
-        "unknown lease",
-        404,
-    )
-    .await;
-    assert!(
-        bad["error"]["message"].as_str().unwrap().contains("l-none"),
-        "{bad}"
-    );
+    for (what, body, status, names) in [
+        (
+            "bad id",
+            json!({"id": "Bad_Id", "board_id": "socA-001", "binary": "t"}),
+            400,
+            "id",
+        ),
+        (
+            "unknown board",
+            json!({"board_id": "nope-1", "binary": "t"}),
+            404,
+            "nope-1",
+        ),
+        (
+            "no binary",
+            json!({"board_id": "socA-001", "binary": ""}),
+            400,
+            "binary",
+        ),
+        (
+            "unknown field",
+            json!({"board_id": "socA-001", "binary": "t", "colour": 1}),
+            400,
+            "colour",
+        ),
+        (
+            "unknown lease",
+            json!({"board_id": "socA-001", "binary": "t", "lease_id": "l-none"}),
+            404,
+            "l-none",
+        ),
+    ] {
+        let bad = ok(start(body).await, what, status).await;
+        let message = bad["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{what}: {bad}");
+    }
     // Nothing of that was recorded.
     let listed = ok(call(c, Method::GET, &runs, "t@h", None).await, "list", 200).await;
     assert_eq!(listed, json!([]));
