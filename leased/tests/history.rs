@@ -114,20 +114,13 @@ async fn record_runs(client: &reqwest::Client, url: &str, holder: &str, tag: &st
     }
 }
 
+/// A successful `GET` of leased's API, as some caller.
+async fn get(client: &reqwest::Client, url: &str) -> Value {
+    ok(call(client, Method::GET, url, "t@h", None).await, url, 200).await
+}
+
 async fn health(client: &reqwest::Client, url: &str) -> Value {
-    ok(
-        call(
-            client,
-            Method::GET,
-            &format!("{url}/api/v1/health"),
-            "t@h",
-            None,
-        )
-        .await,
-        "health",
-        200,
-    )
-    .await
+    get(client, &format!("{url}/api/v1/health")).await
 }
 
 /// Waits until leased's outbox is empty, failing with its health and log when it never is.
@@ -334,17 +327,9 @@ async fn records_made_while_prefect_is_down_are_delivered_once_it_starts() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let runs = ok(
-        call(
-            &client,
-            Method::GET,
-            &format!("{}/api/v1/runs?holder=down@h&limit=100", daemon.url),
-            "t@h",
-            None,
-        )
-        .await,
-        "runs",
-        200,
+    let runs = get(
+        &client,
+        &format!("{}/api/v1/runs?holder=down@h&limit=100", daemon.url),
     )
     .await;
     assert_eq!(runs.as_array().unwrap().len(), 50);
@@ -358,17 +343,9 @@ async fn records_made_while_prefect_is_down_are_delivered_once_it_starts() {
     check_in_prefect(&prefect, "down@h", "down", 50).await;
 
     // Every run now links to its flow run.
-    let runs = ok(
-        call(
-            &client,
-            Method::GET,
-            &format!("{}/api/v1/runs?holder=down@h&limit=100", daemon.url),
-            "t@h",
-            None,
-        )
-        .await,
-        "runs",
-        200,
+    let runs = get(
+        &client,
+        &format!("{}/api/v1/runs?holder=down@h&limit=100", daemon.url),
     )
     .await;
     for r in runs.as_array().unwrap() {
@@ -516,7 +493,7 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
         assert!(message.contains(names), "{what}: {bad}");
     }
     // Nothing of that was recorded.
-    let listed = ok(call(c, Method::GET, &runs, "t@h", None).await, "list", 200).await;
+    let listed = get(c, &runs).await;
     assert_eq!(listed, json!([]));
 
     // A passing run: recorded, answered again on a retried POST, and closed to changes.
@@ -702,12 +679,7 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
     .await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let run = ok(
-            call(c, Method::GET, &format!("{runs}/gone-1"), "t@h", None).await,
-            "read",
-            200,
-        )
-        .await;
+        let run = get(c, &format!("{runs}/gone-1")).await;
         if run["state"] == "crashed" {
             assert!(run["message"].as_str().unwrap().contains("lease"), "{run}");
             break;
@@ -730,41 +702,12 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
     );
 
     // Filters.
-    let by_state = ok(
-        call(
-            c,
-            Method::GET,
-            &format!("{runs}?state=crashed"),
-            "t@h",
-            None,
-        )
-        .await,
-        "filter",
-        200,
-    )
-    .await;
+    let by_state = get(c, &format!("{runs}?state=crashed")).await;
     assert_eq!(by_state.as_array().unwrap().len(), 1);
     assert_eq!(by_state[0]["id"], "gone-1");
-    let by_board = ok(
-        call(
-            c,
-            Method::GET,
-            &format!("{runs}?board=socA-001"),
-            "t@h",
-            None,
-        )
-        .await,
-        "filter",
-        200,
-    )
-    .await;
+    let by_board = get(c, &format!("{runs}?board=socA-001")).await;
     assert_eq!(by_board[0]["id"], "pass-1");
-    let newest = ok(
-        call(c, Method::GET, &format!("{runs}?limit=1"), "t@h", None).await,
-        "filter",
-        200,
-    )
-    .await;
+    let newest = get(c, &format!("{runs}?limit=1")).await;
     assert_eq!(newest.as_array().unwrap().len(), 1);
     assert_eq!(newest[0]["id"], "gone-1");
     let health = health(c, url).await;
