@@ -969,18 +969,17 @@ mod tests {
         };
         let alerts = alerts();
         let recorder = RunRecorder::with_alerts(Client::new(&config).unwrap(), "r-d", alerts);
-        let began = std::time::Instant::now();
-        recorder.start(&lease("b1"), "./t.elf", &[], 1, "");
-        for _ in 0..10_000 {
-            recorder.console(b"a line of output\n");
-        }
-        recorder.end(finished(0, "b1", vec![])).await;
-        recorder.finish().await;
-        assert!(
-            began.elapsed() < 2 * SETTLE_TIMEOUT,
-            "{:?}",
-            began.elapsed()
-        );
+        // A guard against a hang, not a speed check: the bounded waits make it end anyway.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            recorder.start(&lease("b1"), "./t.elf", &[], 1, "");
+            for _ in 0..10_000 {
+                recorder.console(b"a line of output\n");
+            }
+            recorder.end(finished(0, "b1", vec![])).await;
+            recorder.finish().await;
+        })
+        .await
+        .expect("the recorder held the run up");
         assert!(alerts.warned.load(Ordering::Relaxed));
         assert!(!alerts.off());
     }
