@@ -338,7 +338,8 @@ fn no_free_board_waiting_and_the_queue() {
         exit_codes::NO_BOARD,
     );
     assert!(err.contains("no socA board became free within 2s"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // A guard against waiting on, not a speed check.
+    assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(lab.health().waiting, 0, "the ticket left the queue");
 
     let err = fails_with(lab.socv("bob", &["lease", "socZ"]), exit_codes::NOT_FOUND);

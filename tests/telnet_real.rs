@@ -193,9 +193,10 @@ async fn ctrl_c(port: u16) {
         .unwrap_or_else(|e| panic!("sleep 100: {e}"));
     assert_eq!(outcome, TimedOutcome::TimedOut);
     assert_eq!(out, b"started\n");
+    // Not a speed check: left alone, `sleep 100` would hold the session for 100 s.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
+        started.elapsed() < Duration::from_secs(60),
+        "not interrupted: {:?}",
         started.elapsed()
     );
     assert_eq!(text(&mut s, "echo alive").await, "alive\n");
@@ -219,6 +220,10 @@ async fn ctrl_c(port: u16) {
     );
 }
 
+fn config_login_timeout() -> Duration {
+    config("any", 1).login_timeout
+}
+
 async fn wrong_password(port: u16) {
     let mut config = config("board-wrong-pw", port);
     config.password = Some("not-the-password".into());
@@ -233,9 +238,10 @@ async fn wrong_password(port: u16) {
     let message = err.to_string();
     assert!(message.contains("board-wrong-pw"), "{message}");
     assert!(message.contains("refused the login"), "{message}");
+    // Not a speed check: the refusal is read, not waited out (the login timeout is 30 s).
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
+        started.elapsed() < config_login_timeout(),
+        "waited for the login timeout: {:?}",
         started.elapsed()
     );
 }
@@ -381,7 +387,8 @@ async fn connection_refused_is_quick_and_clear() {
         .await
         .expect_err("nothing listens");
     assert!(matches!(err.kind(), ErrorKind::Connect { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Not a speed check: the refusal is taken as it comes, not waited out.
+    assert!(started.elapsed() < config("any", 1).connect_timeout);
     let message = err.to_string();
     assert!(
         message.starts_with(&format!(

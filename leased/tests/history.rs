@@ -312,8 +312,8 @@ async fn records_made_while_prefect_is_down_are_delivered_once_it_starts() {
     let h = health(&client, &daemon.url).await;
     assert_eq!(h["prefect"]["configured"], true);
     assert!(h["prefect"]["backlog"].as_u64().unwrap() > 0, "{h}");
-    // The delivery has been tried and failed by now, or soon.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The delivery is tried and fails (after the client's own retries, about 5 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let h = health(&client, &daemon.url).await;
         if h["prefect"]["ok"] == false {
@@ -677,7 +677,7 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
         200,
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let run = get(c, &format!("{runs}/gone-1")).await;
         if run["state"] == "crashed" {
@@ -830,7 +830,7 @@ async fn long_waits_and_run_endings_reach_a_signed_feishu_bot() {
         .await;
         assert_eq!(polled["state"], "waiting", "{polled}");
     }
-    let note = tokio::time::timeout(Duration::from_secs(20), received.recv())
+    let note = tokio::time::timeout(Duration::from_secs(60), received.recv())
         .await
         .expect("no Feishu notification of the long wait")
         .unwrap();
@@ -862,7 +862,7 @@ async fn long_waits_and_run_endings_reach_a_signed_feishu_bot() {
         200,
     )
     .await;
-    let note = tokio::time::timeout(Duration::from_secs(20), received.recv())
+    let note = tokio::time::timeout(Duration::from_secs(60), received.recv())
         .await
         .expect("no Feishu notification of the run")
         .unwrap();

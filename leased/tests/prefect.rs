@@ -433,7 +433,6 @@ async fn unreachable_and_wrong_urls_are_named() {
     })
     .unwrap()
     .with_retry(fast_retry());
-    let started = Instant::now();
     let err = c.health().await.unwrap_err();
     assert!(matches!(err, PrefectError::Unreachable { .. }), "{err:?}");
     let text = err.to_string();
@@ -442,7 +441,6 @@ async fn unreachable_and_wrong_urls_are_named() {
         "{text}"
     );
     assert!(!text.contains("secret"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(5));
 
     // The server's root instead of its /api.
     let server = shared();
