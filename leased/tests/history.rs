@@ -48,28 +48,24 @@ async fn record_runs(client: &reqwest::Client, url: &str, holder: &str, tag: &st
     for i in 0..n {
         let id = format!("{tag}-{i:03}");
         let board = format!("socA-{:03}", i % 3 + 1);
-        ok(
-            call(
-                client,
-                Method::POST,
-                &format!("{url}/api/v1/runs"),
-                holder,
-                Some(json!({"id": id, "board_id": board, "binary": "./t.elf", "args": ["-n", i.to_string()]})),
-            )
-            .await,
+        let start = json!({"id": id, "board_id": board, "binary": "./t.elf", "args": ["-n", i.to_string()]});
+        let runs = format!("{url}/api/v1/runs");
+        send(
+            client,
+            Method::POST,
+            &runs,
+            holder,
+            Some(start),
             "start",
             201,
         )
         .await;
-        ok(
-            call(
-                client,
-                Method::PATCH,
-                &format!("{url}/api/v1/runs/{id}"),
-                holder,
-                Some(json!({"state": "running"})),
-            )
-            .await,
+        send(
+            client,
+            Method::PATCH,
+            &format!("{url}/api/v1/runs/{id}"),
+            holder,
+            Some(json!({"state": "running"})),
             "running",
             200,
         )
@@ -79,39 +75,37 @@ async fn record_runs(client: &reqwest::Client, url: &str, holder: &str, tag: &st
             let lines: Vec<Value> = half
                 .map(|l| json!({"ts_ms": 1_700_000_000_000u64 + l as u64, "message": format!("{id} line {l:02}")}))
                 .collect();
-            ok(
-                call(
-                    client,
-                    Method::POST,
-                    &format!("{url}/api/v1/runs/{id}/logs"),
-                    holder,
-                    Some(json!({ "lines": lines })),
-                )
-                .await,
+            send(
+                client,
+                Method::POST,
+                &format!("{url}/api/v1/runs/{id}/logs"),
+                holder,
+                Some(json!({ "lines": lines })),
                 "logs",
                 204,
             )
             .await;
         }
         let (state, exit_code) = ending(i);
-        ok(
-            call(
-                client,
-                Method::PATCH,
-                &format!("{url}/api/v1/runs/{id}"),
-                holder,
-                Some(json!({
+        send(client, Method::PATCH, &format!("{url}/api/v1/runs/{id}"), holder, Some(json!({
                     "state": state,
                     "exit_code": exit_code,
                     "cases": [{"name": "boot", "outcome": "pass"}, {"name": "mem", "outcome": if state == "completed" {"pass"} else {"fail"}}],
-                })),
-            )
-            .await,
-            "end",
-            200,
-        )
-        .await;
+                })), "end", 200).await;
     }
+}
+
+/// A call of leased's API as `who`, insisting on the status `want`; answers the body.
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    who: &str,
+    body: Option<Value>,
+    what: &str,
+    want: u16,
+) -> Value {
+    ok(call(client, method, url, who, body).await, what, want).await
 }
 
 /// A successful `GET` of leased's API, as some caller.
@@ -512,15 +506,12 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
         200,
     )
     .await;
-    let taken = ok(
-        call(
-            c,
-            Method::POST,
-            &runs,
-            "mallory@h",
-            Some(json!({"id": "pass-1", "board_id": "socA-001", "binary": "./ok"})),
-        )
-        .await,
+    let taken = send(
+        c,
+        Method::POST,
+        &runs,
+        "mallory@h",
+        Some(json!({"id": "pass-1", "board_id": "socA-001", "binary": "./ok"})),
         "someone else's id",
         409,
     )
@@ -559,15 +550,12 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
     let too_many: Vec<Value> = (0..1001)
         .map(|i| json!({"message": format!("l{i}")}))
         .collect();
-    let bad = ok(
-        call(
-            c,
-            Method::POST,
-            &format!("{runs}/pass-1/logs"),
-            "alice@h",
-            Some(json!({"lines": too_many})),
-        )
-        .await,
+    let bad = send(
+        c,
+        Method::POST,
+        &format!("{runs}/pass-1/logs"),
+        "alice@h",
+        Some(json!({"lines": too_many})),
         "too many lines",
         400,
     )
@@ -576,15 +564,12 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
         bad["error"]["message"].as_str().unwrap().contains("split"),
         "{bad}"
     );
-    ok(
-        call(
-            c,
-            Method::POST,
-            &format!("{runs}/nope/logs"),
-            "alice@h",
-            Some(json!({"lines": [{"message": "x"}]})),
-        )
-        .await,
+    send(
+        c,
+        Method::POST,
+        &format!("{runs}/nope/logs"),
+        "alice@h",
+        Some(json!({"lines": [{"message": "x"}]})),
         "logs of an unknown run",
         404,
     )
@@ -638,22 +623,25 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
     .await;
 
     // A run under a lease that is then released (socv killed): Crashed, and notified.
-    let lease = ok(
-        call(
-            c,
-            Method::POST,
-            &format!("{url}/api/v1/lease"),
-            "bob@h",
-            Some(json!({"board_id": "socA-002"})),
-        )
-        .await,
+    let lease = send(
+        c,
+        Method::POST,
+        &format!("{url}/api/v1/lease"),
+        "bob@h",
+        Some(json!({"board_id": "socA-002"})),
         "lease",
         201,
     )
     .await;
     let lease_id = lease["id"].as_str().unwrap();
-    ok(
-        call(c, Method::POST, &runs, "bob@h", Some(json!({"id": "gone-1", "board_id": "socA-002", "binary": "./t", "lease_id": lease_id}))).await,
+    send(
+        c,
+        Method::POST,
+        &runs,
+        "bob@h",
+        Some(
+            json!({"id": "gone-1", "board_id": "socA-002", "binary": "./t", "lease_id": lease_id}),
+        ),
         "start under lease",
         201,
     )
@@ -664,15 +652,12 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
         200,
     )
     .await;
-    ok(
-        call(
-            c,
-            Method::DELETE,
-            &format!("{url}/api/v1/lease/{lease_id}"),
-            "bob@h",
-            None,
-        )
-        .await,
+    send(
+        c,
+        Method::DELETE,
+        &format!("{url}/api/v1/lease/{lease_id}"),
+        "bob@h",
+        None,
         "release",
         200,
     )
@@ -786,28 +771,22 @@ async fn long_waits_and_run_endings_reach_a_signed_feishu_bot() {
     .await;
     let url = &daemon.url;
     let c = &client;
-    let lease = ok(
-        call(
-            c,
-            Method::POST,
-            &format!("{url}/api/v1/lease"),
-            "bob@h",
-            Some(json!({"board_family": "socA"})),
-        )
-        .await,
+    let lease = send(
+        c,
+        Method::POST,
+        &format!("{url}/api/v1/lease"),
+        "bob@h",
+        Some(json!({"board_family": "socA"})),
         "lease",
         201,
     )
     .await;
-    let ticket = ok(
-        call(
-            c,
-            Method::POST,
-            &format!("{url}/api/v1/lease"),
-            "carol@h",
-            Some(json!({"board_family": "socA", "wait_s": 60})),
-        )
-        .await,
+    let ticket = send(
+        c,
+        Method::POST,
+        &format!("{url}/api/v1/lease"),
+        "carol@h",
+        Some(json!({"board_family": "socA", "wait_s": 60})),
         "queue",
         202,
     )
@@ -843,8 +822,14 @@ async fn long_waits_and_run_endings_reach_a_signed_feishu_bot() {
 
     // Once only, however long it goes on: the next message is the run's.
     let lease_id = lease["id"].as_str().unwrap();
-    ok(
-        call(c, Method::POST, &format!("{url}/api/v1/runs"), "bob@h", Some(json!({"id": "fine-1", "board_id": "socA-001", "binary": "./t", "lease_id": lease_id}))).await,
+    send(
+        c,
+        Method::POST,
+        &format!("{url}/api/v1/runs"),
+        "bob@h",
+        Some(
+            json!({"id": "fine-1", "board_id": "socA-001", "binary": "./t", "lease_id": lease_id}),
+        ),
         "start",
         201,
     )
