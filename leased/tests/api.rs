@@ -9,20 +9,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use tower::ServiceExt;
 
-const TOKENS: &str = r#"
-[[tokens]]
-name = "alice"
-token = "alice-token-0123456789"
-
-[[tokens]]
-name = "bob"
-token = "bob-token-0123456789ab"
-
-[[tokens]]
-name = "root"
-token = "root-token-0123456789a"
-role = "admin"
-"#;
+mod common;
+use common::TOKENS;
 
 /// A small lab on loopback addresses: socA ×2 (one at "Lab Site B"), socB ×1 with a password.
 pub fn write_lab(dir: &Path) -> std::path::PathBuf {

@@ -523,30 +523,15 @@ async fn bad_calls_are_refused_and_abandoned_runs_crash() {
             .contains("alice@h"),
         "{taken}"
     );
-    ok(
-        patch(c, &runs, "pass-1", "mallory@h", json!({"state": "running"})).await,
-        "not holder",
-        403,
-    )
-    .await;
-    ok(
-        patch(c, &runs, "nope", "alice@h", json!({"state": "running"})).await,
-        "unknown run",
-        404,
-    )
-    .await;
-    ok(
-        patch(c, &runs, "pass-1", "alice@h", json!({"state": "sleeping"})).await,
-        "bad state",
-        400,
-    )
-    .await;
-    ok(
-        patch(c, &runs, "pass-1", "alice@h", json!({"state": "running"})).await,
-        "running",
-        200,
-    )
-    .await;
+    for (what, id, who, state, want) in [
+        ("not holder", "pass-1", "mallory@h", "running", 403),
+        ("unknown run", "nope", "alice@h", "running", 404),
+        ("bad state", "pass-1", "alice@h", "sleeping", 400),
+        ("running", "pass-1", "alice@h", "running", 200),
+    ] {
+        let body = json!({ "state": state });
+        ok(patch(c, &runs, id, who, body).await, what, want).await;
+    }
     let too_many: Vec<Value> = (0..1001)
         .map(|i| json!({"message": format!("l{i}")}))
         .collect();

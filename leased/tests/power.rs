@@ -15,20 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-const TOKENS: &str = r#"
-[[tokens]]
-name = "alice"
-token = "alice-token-0123456789"
-
-[[tokens]]
-name = "bob"
-token = "bob-token-0123456789ab"
-
-[[tokens]]
-name = "root"
-token = "root-token-0123456789a"
-role = "admin"
-"#;
+mod common;
+use common::TOKENS;
 
 /// What the fake PDU server saw, and how it answers.
 #[derive(Default)]

@@ -8,6 +8,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// API tokens of the router-level tests: users alice and bob, admin root.
+pub const TOKENS: &str = r#"
+[[tokens]]
+name = "alice"
+token = "alice-token-0123456789"
+
+[[tokens]]
+name = "bob"
+token = "bob-token-0123456789ab"
+
+[[tokens]]
+name = "root"
+token = "root-token-0123456789a"
+role = "admin"
+"#;
+
 /// Writes a lab of `n` boards of one family on loopback addresses nobody listens on.
 pub fn write_lab(dir: &Path, family: &str, n: usize) -> PathBuf {
     let mut yaml = String::from("boards:\n");
