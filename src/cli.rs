@@ -40,10 +40,22 @@ pub struct GlobalArgs {
         global = true,
         value_name = "URL",
         value_parser = parse_daemon_url,
-        long_help = "URL of leased. Else from $SOCV_DAEMON, $DEVICE_MANAGER_URL, the `daemon` key \
-            of $XDG_CONFIG_HOME/socv/config.toml, or http://127.0.0.1:8000."
+        long_help = "URL of leased, http:// or https://. Else from $SOCV_DAEMON, \
+            $DEVICE_MANAGER_URL, the `daemon` key of $XDG_CONFIG_HOME/socv/config.toml, or \
+            http://127.0.0.1:8000."
     )]
     pub daemon: Option<Url>,
+    /// Extra CA certificates (PEM) to trust for an https daemon
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        long_help = "Extra CA certificates (PEM) to trust besides the system's, for a daemon \
+            whose certificate comes from the lab's own CA. Else from $SOCV_CA_CERT or the \
+            `ca_cert` key of the config file. $SSL_CERT_FILE replaces the system's roots \
+            instead, as for other tools."
+    )]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +202,12 @@ mod tests {
             cli.global.daemon.map(|u| u.to_string()).as_deref(),
             Some("http://lab-gw:8000/")
         );
-        let err = Cli::try_parse_from(["socv", "--daemon", "https://x", "boards"]).unwrap_err();
+        let cli = Cli::try_parse_from(["socv", "--daemon", "https://lab-gw", "boards"]).unwrap();
+        assert_eq!(
+            cli.global.daemon.map(|u| u.to_string()).as_deref(),
+            Some("https://lab-gw/")
+        );
+        let err = Cli::try_parse_from(["socv", "--daemon", "ftp://x", "boards"]).unwrap_err();
         assert_eq!(err.exit_code(), exit_codes::USAGE);
     }
 }

@@ -69,7 +69,15 @@ impl Client {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let mut builder = reqwest::Client::builder()
+        let ca = config
+            .ca_cert
+            .as_deref()
+            .map(|path| {
+                leased::tls::CaBundle::load(path, crate::config::CA_CERT_SETTING)
+                    .map_err(|e| Error::Usage(e.to_string()))
+            })
+            .transpose()?;
+        let mut builder = leased::tls::client_builder(ca.as_ref())
             .user_agent(concat!("socv/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -342,10 +350,19 @@ impl Client {
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> Error {
-        let reason = if err.is_timeout() {
-            "no answer in time".to_owned()
-        } else {
-            root_cause(err)
+        let failure = leased::tls::Failure::of(err);
+        if failure.is_tls() {
+            return Error::Tls {
+                url: self.daemon_url().to_owned(),
+                fix: failure
+                    .fix(crate::config::CA_CERT_SETTING)
+                    .unwrap_or_else(|| "check the daemon's certificate".to_owned()),
+                problem: failure.to_string(),
+            };
+        }
+        let reason = match failure {
+            leased::tls::Failure::Timeout => "no answer in time".to_owned(),
+            _ => root_cause(err),
         };
         Error::Unreachable {
             url: self.daemon_url().to_owned(),
@@ -474,6 +491,7 @@ mod tests {
             daemon: crate::config::parse_daemon_url(url).unwrap(),
             token: Some("t0k".into()),
             holder: "ann@host".into(),
+            ca_cert: None,
         }
     }
 

@@ -3,8 +3,9 @@
 //! The file is `$XDG_CONFIG_HOME/socv/config.toml` (`~/.config/socv/config.toml` when unset):
 //!
 //! ```toml
-//! daemon = "http://lab-gw:8000"   # like --daemon / SOCV_DAEMON / DEVICE_MANAGER_URL
+//! daemon = "https://lab-gw:8000"  # like --daemon / SOCV_DAEMON / DEVICE_MANAGER_URL
 //! token = "…"                     # like SOCV_TOKEN
+//! ca_cert = "/etc/socv/lab-ca.pem" # like --ca-cert / SOCV_CA_CERT
 //! ```
 
 use crate::error::{Error, Result};
@@ -19,6 +20,10 @@ pub const DEFAULT_DAEMON: &str = "http://127.0.0.1:8000";
 pub const DAEMON_ENV: [&str; 2] = ["SOCV_DAEMON", "DEVICE_MANAGER_URL"];
 /// Environment variable holding the API token.
 pub const TOKEN_ENV: &str = "SOCV_TOKEN";
+/// Environment variable naming an extra CA bundle (PEM) to trust.
+pub const CA_CERT_ENV: &str = "SOCV_CA_CERT";
+/// Where an extra CA is given, for messages that suggest it.
+pub const CA_CERT_SETTING: &str = "--ca-cert FILE (or SOCV_CA_CERT)";
 
 /// The resolved settings of one socv invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,9 @@ pub struct Config {
     pub token: Option<String>,
     /// `user@host`, sent as `x-socv-holder` on every request.
     pub holder: String,
+    /// Extra CA certificates (PEM) trusted besides the system's roots, for a daemon whose
+    /// certificate comes from the lab's own CA.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The keys of the config file that this part of socv reads; other keys belong to other parts.
@@ -36,11 +44,13 @@ pub struct Config {
 pub struct FileConfig {
     pub daemon: Option<String>,
     pub token: Option<String>,
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Config {
-    /// Resolves the settings from the process environment and the user's config file.
-    pub fn load(flag_daemon: Option<&Url>) -> Result<Config> {
+    /// Resolves the settings from the flags, the process environment and the user's config
+    /// file.
+    pub fn load(flag_daemon: Option<&Url>, flag_ca_cert: Option<&Path>) -> Result<Config> {
         let env = |name: &str| std::env::var(name).ok();
         let file = match config_path(&env) {
             Some(path) => read_file_config(&path)?.map(|f| (path, f)),
@@ -52,6 +62,9 @@ impl Config {
             file.as_ref().map(|(p, f)| (p.as_path(), f)),
         )?;
         config.holder = holder(&env, &|path| std::fs::read_to_string(path).ok());
+        if let Some(ca) = flag_ca_cert {
+            config.ca_cert = Some(ca.to_owned());
+        }
         Ok(config)
     }
 
@@ -88,10 +101,20 @@ impl Config {
                  non-ASCII characters; it cannot be sent in an HTTP header"
             )));
         }
+        // A relative path in the file is taken from the file's folder, as people expect.
+        let ca_cert = non_empty(env(CA_CERT_ENV)).map(PathBuf::from).or_else(|| {
+            file.and_then(|(path, f)| {
+                f.ca_cert.as_ref().map(|ca| match path.parent() {
+                    Some(dir) if ca.is_relative() => dir.join(ca),
+                    _ => ca.clone(),
+                })
+            })
+        });
         Ok(Config {
             daemon,
             token,
             holder: String::new(),
+            ca_cert,
         })
     }
 }
@@ -134,7 +157,7 @@ pub fn parse_file_config(text: &str) -> std::result::Result<FileConfig, String> 
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
 }
 
-/// Parses a daemon URL such as `http://lab-gw:8000` (a bare `host:port` means `http://`).
+/// Parses a daemon URL such as `https://lab-gw:8000` (a bare `host:port` means `http://`).
 pub fn parse_daemon_url(value: &str) -> std::result::Result<Url, String> {
     let value = value.trim();
     let with_scheme = if value.contains("://") {
@@ -144,10 +167,10 @@ pub fn parse_daemon_url(value: &str) -> std::result::Result<Url, String> {
     };
     let url = Url::parse(&with_scheme)
         .map_err(|e| format!("'{value}' is not a daemon URL like http://127.0.0.1:8000: {e}"))?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "'{value}': leased speaks plain http (put a TLS proxy in front of it and an SSH \
-             tunnel or VPN behind socv), so the URL must start with http://"
+            "'{value}': leased speaks http or https, so the URL must start with http:// or \
+             https://"
         ));
     }
     if url.host_str().is_none_or(str::is_empty) || url.cannot_be_a_base() {
@@ -230,6 +253,7 @@ mod tests {
         FileConfig {
             daemon: daemon.map(str::to_owned),
             token: token.map(str::to_owned),
+            ca_cert: None,
         }
     }
 

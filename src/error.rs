@@ -19,6 +19,15 @@ pub enum Error {
     #[error("cannot reach leased at {url}: {reason} (is it running? set --daemon or SOCV_DAEMON)")]
     Unreachable { url: String, reason: String },
 
+    /// The https connection to leased failed: a certificate this side does not trust, one for
+    /// another name, an expired one, or no https on that port.
+    #[error("cannot reach leased at {url} securely: {problem}; {fix}")]
+    Tls {
+        url: String,
+        problem: String,
+        fix: String,
+    },
+
     #[error(
         "{url} is not a socv daemon: its answer to {doing} had no {header} header \
          (check --daemon or SOCV_DAEMON)",
@@ -117,6 +126,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::ConfigFile { .. } => exit_codes::USAGE,
             Error::Unreachable { .. }
+            | Error::Tls { .. }
             | Error::NotADaemon { .. }
             | Error::StoreUnavailable { .. } => exit_codes::DAEMON_UNAVAILABLE,
             Error::NoBoard { .. } => exit_codes::NO_BOARD,

@@ -124,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
     config.prefect = Some(leased::config::PrefectConfig {
         api_url: format!("http://127.0.0.1:{prefect_port}/api"),
         auth: None,
+        api_key: None,
         ui_url: None,
     });
     config.run_retention = args.runs.max(10_000);

@@ -58,18 +58,47 @@ pub struct Config {
     /// Runs delivered to Prefect at once (each in order). 2 suits Prefect on SQLite, which
     /// answers 503 under concurrent writes; on PostgreSQL more helps.
     pub prefect_concurrency: usize,
+    /// Extra CA certificates (PEM) trusted besides the system's roots, for Prefect, webhooks
+    /// and PDUs behind a lab's private CA (`ca_cert`, `LEASED_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
+    /// Serve https with this certificate and key instead of plain http.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files leased serves https with; re-read on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's own certificate first (`tls_cert`).
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 or SEC1 (`tls_key`).
+    pub key: PathBuf,
 }
 
 /// The Prefect server that receives run history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PrefectConfig {
-    /// Its REST API, such as `http://127.0.0.1:4200/api` (`PREFECT_API_URL`).
+    /// Its REST API, such as `https://prefect.lab/api` (`PREFECT_API_URL`).
     pub api_url: String,
     /// `user:password` for a server started with `PREFECT_SERVER_API_AUTH_STRING`
-    /// (`PREFECT_API_AUTH_STRING`).
+    /// (`PREFECT_API_AUTH_STRING`), sent as basic auth.
     pub auth: Option<String>,
+    /// An API key (`PREFECT_API_KEY`), sent as `Authorization: Bearer …` as Prefect Cloud and
+    /// Prefect's own clients do.
+    pub api_key: Option<String>,
     /// Where people open its UI, when not the API URL without `/api`.
     pub ui_url: Option<String>,
+}
+
+impl std::fmt::Debug for PrefectConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credentials, nor a URL's userinfo.
+        f.debug_struct("PrefectConfig")
+            .field("api_url", &crate::tls::origin(&self.api_url))
+            .field("auth", &self.auth.as_ref().map(|_| "…"))
+            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .field("ui_url", &self.ui_url)
+            .finish()
+    }
 }
 
 impl PrefectConfig {
@@ -113,17 +142,32 @@ pub enum NotifyOn {
 }
 
 /// Notification channels and when to use them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct NotifyConfig {
     /// A Slack incoming webhook (`SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<String>,
     /// A Feishu custom bot webhook (`FEISHU_WEBHOOK_URL`).
     pub feishu_webhook_url: Option<String>,
-    /// The Feishu bot's signing secret, when its signature check is on (`FEISHU_WEBHOOK_SECRET`).
+    /// The Feishu bot's signing secret, when its signature check is on (`FEISHU_SECRET`, or
+    /// the older `FEISHU_WEBHOOK_SECRET`).
     pub feishu_secret: Option<String>,
     pub on: NotifyOn,
     /// Notify when a lease request has waited in the queue longer than this.
     pub long_wait: Option<Duration>,
+}
+
+impl std::fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A webhook's path is its secret.
+        let shown = |u: &Option<String>| u.as_deref().map(crate::tls::origin);
+        f.debug_struct("NotifyConfig")
+            .field("slack_webhook_url", &shown(&self.slack_webhook_url))
+            .field("feishu_webhook_url", &shown(&self.feishu_webhook_url))
+            .field("feishu_secret", &self.feishu_secret.as_ref().map(|_| "…"))
+            .field("on", &self.on)
+            .field("long_wait", &self.long_wait)
+            .finish()
+    }
 }
 
 impl NotifyConfig {
@@ -153,7 +197,14 @@ impl Config {
             notify: NotifyConfig::default(),
             run_retention: 10_000,
             prefect_concurrency: 2,
+            ca_cert: None,
+            tls: None,
         }
+    }
+
+    /// Whether listening here sends API tokens across a network in clear text.
+    pub fn tokens_in_clear(&self) -> bool {
+        !self.listen.ip().is_loopback() && self.tokens.is_some() && self.tls.is_none()
     }
 
     /// Refuses to listen beyond loopback without tokens, unless explicitly insecure.
@@ -172,6 +223,24 @@ impl Config {
             }
             if p.auth.as_deref().is_some_and(|a| !a.contains(':')) {
                 bail!("prefect_auth (PREFECT_API_AUTH_STRING) must be 'user:password'");
+            }
+            if p.auth.is_some() && p.api_key.is_some() {
+                bail!(
+                    "both prefect_api_key (PREFECT_API_KEY) and prefect_auth \
+                     (PREFECT_API_AUTH_STRING) are set: a Prefect server takes one of them (an \
+                     API key for Prefect Cloud, the auth string for a server started with \
+                     PREFECT_SERVER_API_AUTH_STRING); unset the other"
+                );
+            }
+            if p
+                .api_key
+                .as_deref()
+                .is_some_and(|k| !k.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                bail!(
+                    "prefect_api_key (PREFECT_API_KEY) holds spaces or non-ASCII characters; it \
+                     cannot be sent in an HTTP header"
+                );
             }
         }
         if let Some(u) = &self.notify.slack_webhook_url {
@@ -222,7 +291,9 @@ fn check_url(name: &str, url: &str) -> anyhow::Result<()> {
     after_help = "Examples:\n  \
         leased --boards boards.yaml                      # embedded store under the data dir\n  \
         leased --boards boards.yaml --store redis://127.0.0.1:6379/\n  \
-        REDIS_URL=redis://redis:6379/ leased --boards /etc/socv/boards.yaml --listen 0.0.0.0:8000 --tokens /etc/socv/tokens.toml\n\n\
+        REDIS_URL=redis://redis:6379/ leased --boards /etc/socv/boards.yaml --listen 0.0.0.0:8000 --tokens /etc/socv/tokens.toml \\\n      \
+        --tls-cert /etc/socv/tls/leased.crt --tls-key /etc/socv/tls/leased.key   # https; SIGHUP re-reads both\n  \
+        PREFECT_API_URL=https://prefect.lab/api PREFECT_API_KEY=pnu_… LEASED_CA_CERT=/etc/socv/lab-ca.pem leased --boards boards.yaml\n\n\
         Configuration: flags > environment > TOML file (--config, default $XDG_CONFIG_HOME/socv/leased.toml) > defaults."
 )]
 pub struct Args {
@@ -245,20 +316,33 @@ pub struct Args {
     /// TOML configuration file
     #[arg(long, env = "LEASED_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve https with this certificate chain (PEM); needs --tls-key. Re-read on SIGHUP
+    #[arg(long, env = "LEASED_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, env = "LEASED_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust besides the system's, for Prefect, Slack, Feishu
+    /// and PDUs behind a private CA (SSL_CERT_FILE replaces the system's roots instead)
+    #[arg(long, env = "LEASED_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Prefect REST API that receives run history, e.g. http://127.0.0.1:4200/api
     #[arg(long, env = "PREFECT_API_URL")]
     pub prefect_url: Option<String>,
-    /// Prefect basic auth as user:password
+    /// Prefect basic auth as user:password (a server with PREFECT_SERVER_API_AUTH_STRING)
     #[arg(long, env = "PREFECT_API_AUTH_STRING", hide_env_values = true)]
     pub prefect_auth: Option<String>,
+    /// Prefect API key, sent as a bearer token (Prefect Cloud)
+    #[arg(long, env = "PREFECT_API_KEY", hide_env_values = true)]
+    pub prefect_api_key: Option<String>,
     /// Slack incoming webhook for notifications
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
     /// Feishu custom bot webhook for notifications
     #[arg(long, env = "FEISHU_WEBHOOK_URL", hide_env_values = true)]
     pub feishu_webhook_url: Option<String>,
-    /// The Feishu bot's signing secret
-    #[arg(long, env = "FEISHU_WEBHOOK_SECRET", hide_env_values = true)]
+    /// The Feishu bot's signing secret (also read from FEISHU_WEBHOOK_SECRET)
+    #[arg(long, env = "FEISHU_SECRET", hide_env_values = true)]
     pub feishu_secret: Option<String>,
     /// Which run endings to notify [default: failures]
     #[arg(long, env = "LEASED_NOTIFY_ON", value_enum)]
@@ -289,6 +373,7 @@ struct FileConfig {
     ticket_grace: Option<Duration>,
     prefect_url: Option<String>,
     prefect_auth: Option<String>,
+    prefect_api_key: Option<String>,
     prefect_ui_url: Option<String>,
     slack_webhook_url: Option<String>,
     feishu_webhook_url: Option<String>,
@@ -299,6 +384,9 @@ struct FileConfig {
     notify_long_wait: Option<Duration>,
     run_retention: Option<usize>,
     prefect_concurrency: Option<usize>,
+    ca_cert: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 mod opt_duration {
@@ -390,15 +478,25 @@ impl Args {
             c.prefect = Some(PrefectConfig {
                 api_url,
                 auth: nonempty(self.prefect_auth).or(nonempty(file.prefect_auth)),
+                api_key: nonempty(self.prefect_api_key).or(nonempty(file.prefect_api_key)),
                 ui_url: nonempty(file.prefect_ui_url),
             });
         }
+        c.ca_cert = self.ca_cert.or(file.ca_cert);
+        c.tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => bail!("tls_cert (--tls-cert) is set but tls_key (--tls-key) is not"),
+            (None, Some(_)) => bail!("tls_key (--tls-key) is set but tls_cert (--tls-cert) is not"),
+        };
         c.notify = NotifyConfig {
             slack_webhook_url: nonempty(self.slack_webhook_url)
                 .or(nonempty(file.slack_webhook_url)),
             feishu_webhook_url: nonempty(self.feishu_webhook_url)
                 .or(nonempty(file.feishu_webhook_url)),
-            feishu_secret: nonempty(self.feishu_secret).or(nonempty(file.feishu_secret)),
+            feishu_secret: nonempty(self.feishu_secret)
+                .or_else(|| nonempty(std::env::var("FEISHU_WEBHOOK_SECRET").ok()))
+                .or(nonempty(file.feishu_secret)),
             on: self.notify_on.or(file.notify_on).unwrap_or_default(),
             long_wait: self.notify_long_wait.or(file.notify_long_wait),
         };
@@ -435,6 +533,7 @@ mod tests {
         c.prefect = Some(PrefectConfig {
             api_url: "prefect.lab:4200/api".into(),
             auth: None,
+            api_key: None,
             ui_url: None,
         });
         let err = c.check().unwrap_err().to_string();
@@ -442,6 +541,7 @@ mod tests {
         c.prefect = Some(PrefectConfig {
             api_url: "http://prefect.lab:4200/api".into(),
             auth: Some("no-colon".into()),
+            api_key: None,
             ui_url: None,
         });
         let err = c.check().unwrap_err().to_string();
@@ -472,6 +572,7 @@ mod tests {
         let mut p = PrefectConfig {
             api_url: "http://socv:s3cret@prefect.lab:4200/api/".into(),
             auth: None,
+            api_key: None,
             ui_url: None,
         };
         assert_eq!(

@@ -12,6 +12,7 @@ pub mod power;
 pub mod prefect;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::serve;

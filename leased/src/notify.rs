@@ -90,6 +90,14 @@ impl Kind {
             Kind::Feishu => "feishu",
         }
     }
+
+    /// The setting that names this channel's webhook.
+    fn setting(self) -> &'static str {
+        match self {
+            Kind::Slack => "slack_webhook_url (SLACK_WEBHOOK_URL)",
+            Kind::Feishu => "feishu_webhook_url (FEISHU_WEBHOOK_URL)",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -422,7 +430,7 @@ async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Attempt::Retry(error_text(e), None),
+        Err(e) => return transport_failure(&channel.url, &e),
     };
     let status = response.status();
     let retry_after = response
@@ -433,10 +441,21 @@ async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
         .map(Duration::from_secs);
     let text = match response.text().await {
         Ok(t) => t,
-        Err(e) => return Attempt::Retry(error_text(e), None),
+        Err(e) => return transport_failure(&channel.url, &e),
     };
     if !status.is_success() {
-        let error = format!("HTTP {}: {}", status.as_u16(), snippet(&text));
+        let mut error = format!(
+            "{} answered HTTP {}: {}",
+            crate::tls::origin(&channel.url),
+            status.as_u16(),
+            snippet(&text)
+        );
+        if matches!(status.as_u16(), 401 | 403 | 404) {
+            error.push_str(&format!(
+                "; check {}: the webhook may have been revoked or mistyped",
+                channel.kind.setting()
+            ));
+        }
         let retryable = status.is_server_error()
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || status == reqwest::StatusCode::REQUEST_TIMEOUT;
@@ -467,21 +486,20 @@ async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
     Attempt::Sent
 }
 
-/// A reqwest error without its URL (a webhook URL is a secret), with its causes.
-fn error_text(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+/// A request that got no answer: the webhook's origin (its path is a secret), the cause and
+/// the fix. A certificate problem is given up on at once: another try fails the same way.
+fn transport_failure(url: &str, e: &reqwest::Error) -> Attempt {
+    let failure = crate::tls::Failure::of(e);
+    let mut text = format!("{}: {failure}", crate::tls::origin(url));
+    if let Some(fix) = failure.fix("ca_cert (LEASED_CA_CERT)") {
+        text.push_str("; ");
+        text.push_str(&fix);
     }
-    if timeout && !text.contains("timed out") {
-        text.push_str(" (timed out)");
+    if failure.is_tls() {
+        Attempt::GiveUp(text)
+    } else {
+        Attempt::Retry(text, None)
     }
-    text
 }
 
 fn snippet(text: &str) -> String {

@@ -423,6 +423,7 @@ wait "$server"
             PrefectConfig {
                 api_url: self.api_url(),
                 auth: self.auth.clone(),
+                api_key: None,
                 ui_url: None,
             }
         }

@@ -402,6 +402,7 @@ async fn wrong_credentials_are_named() {
 
     let wrong = PrefectClient::new(&PrefectConfig {
         auth: Some("socv:wrong".into()),
+        api_key: None,
         ..server.config()
     })
     .unwrap();
@@ -416,6 +417,7 @@ async fn wrong_credentials_are_named() {
 
     let none = PrefectClient::new(&PrefectConfig {
         auth: None,
+        api_key: None,
         ..server.config()
     })
     .unwrap();
@@ -429,6 +431,7 @@ async fn unreachable_and_wrong_urls_are_named() {
     let c = PrefectClient::new(&PrefectConfig {
         api_url: format!("http://127.0.0.1:{port}/api"),
         auth: Some("u:secret".into()),
+        api_key: None,
         ui_url: None,
     })
     .unwrap()
@@ -447,6 +450,7 @@ async fn unreachable_and_wrong_urls_are_named() {
     let root = PrefectClient::new(&PrefectConfig {
         api_url: server.api_url().trim_end_matches("/api").to_string(),
         auth: None,
+        api_key: None,
         ui_url: None,
     })
     .unwrap();

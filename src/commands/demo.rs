@@ -87,7 +87,7 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         dir.path().display()
     ));
 
-    let mut config = Config::load(None)?;
+    let mut config = Config::load(None, None)?;
     config.daemon = url
         .parse()
         .map_err(|e| Error::Usage(format!("leased's own URL {url}: {e}")))?;

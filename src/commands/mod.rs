@@ -27,7 +27,12 @@ use crate::error::Result;
 /// Runs the command the user asked for; the answer is the process's exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
     // Built only by the commands that talk to leased, so a bad SOCV_DAEMON cannot break others.
-    let client = || Client::new(&Config::load(cli.global.daemon.as_ref())?);
+    let client = || {
+        Client::new(&Config::load(
+            cli.global.daemon.as_ref(),
+            cli.global.ca_cert.as_deref(),
+        )?)
+    };
     let done = match cli.command {
         Command::Exec(args) => return exec::run(&client()?, args).await,
         Command::Demo(args) => return demo::run(args).await,

@@ -81,8 +81,14 @@ pub struct PowerController {
 
 impl PowerController {
     pub fn new(lab: &Lab) -> PowerController {
+        PowerController::with_ca(lab, None)
+    }
+
+    /// Like [`PowerController::new`], trusting `ca` besides the system's roots (a PDU's web
+    /// interface with a certificate of the lab's CA).
+    pub fn with_ca(lab: &Lab, ca: Option<&crate::tls::CaBundle>) -> PowerController {
         // PDUs sit on the lab network; a proxy from the environment is never the way to them.
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder(ca)
             .no_proxy()
             .user_agent(concat!("leased/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -47,6 +47,16 @@ pub enum PrefectError {
     Unreachable { url: String, detail: String },
     #[error("Prefect at {url} refused the credentials (401 Unauthorized): {hint}")]
     Unauthorized { url: String, hint: &'static str },
+    #[error("Prefect at {url} forbids this (403 Forbidden): {hint}")]
+    Forbidden { url: String, hint: &'static str },
+    /// The TLS connection failed: a certificate this side does not trust, or another name's,
+    /// or an expired one; or no https on that port.
+    #[error("Prefect at {url}: {problem}; {fix}")]
+    Tls {
+        url: String,
+        problem: String,
+        fix: String,
+    },
     #[error(
         "Prefect at {url} has no {path} (404 Not Found): is this Prefect's /api URL, such as \
          http://127.0.0.1:4200/api?"
@@ -78,6 +88,18 @@ impl PrefectError {
             PrefectError::Status { status, .. } => matches!(status, 408 | 429 | 502 | 503 | 504),
             _ => false,
         }
+    }
+
+    /// Whether a person must change a setting (credentials, CA, URL) before any call can
+    /// succeed: retrying soon only repeats it.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            PrefectError::Unauthorized { .. }
+                | PrefectError::Forbidden { .. }
+                | PrefectError::Tls { .. }
+                | PrefectError::WrongUrl { .. }
+        )
     }
 
     /// Whether this request can never succeed as it is (the data is refused), as opposed to a
@@ -186,6 +208,7 @@ struct Inner {
     /// The API URL without credentials, for messages.
     shown: String,
     auth: Option<(String, String)>,
+    api_key: Option<String>,
     flow_id: Mutex<Option<String>>,
 }
 
@@ -194,14 +217,23 @@ impl std::fmt::Debug for PrefectClient {
         f.debug_struct("PrefectClient")
             .field("url", &self.inner.shown)
             .field("auth", &self.inner.auth.is_some())
+            .field("api_key", &self.inner.api_key.is_some())
             .finish()
     }
 }
 
 impl PrefectClient {
     pub fn new(config: &PrefectConfig) -> Result<PrefectClient, PrefectError> {
+        PrefectClient::with_ca(config, None)
+    }
+
+    /// A client that trusts `ca` besides the system's roots (a Prefect behind a lab's CA).
+    pub fn with_ca(
+        config: &PrefectConfig,
+        ca: Option<&crate::tls::CaBundle>,
+    ) -> Result<PrefectClient, PrefectError> {
         let shown = url_without_credentials(&config.api_url);
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder(ca)
             // The server closes idle connections after 5 s; never reuse one that old.
             .pool_idle_timeout(Duration::from_secs(4))
             .connect_timeout(Duration::from_secs(5))
@@ -222,6 +254,7 @@ impl PrefectClient {
                 base: config.api_url.trim_end_matches('/').to_string(),
                 shown,
                 auth,
+                api_key: config.api_key.clone(),
                 flow_id: Mutex::new(None),
             }),
             retry: RetryPolicy::default(),
@@ -678,13 +711,13 @@ impl PrefectClient {
         if let Some((user, pass)) = &self.inner.auth {
             req = req.basic_auth(user, Some(pass));
         }
+        if let Some(key) = &self.inner.api_key {
+            req = req.bearer_auth(key);
+        }
         if let Some(body) = body {
             req = req.json(body);
         }
-        let unreachable = |e: reqwest::Error| PrefectError::Unreachable {
-            url: self.inner.shown.clone(),
-            detail: transport_error(&e),
-        };
+        let unreachable = |e: reqwest::Error| transport_error(&self.inner.shown, &e);
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         let text = resp.text().await.map_err(unreachable)?;
@@ -708,13 +741,22 @@ impl PrefectClient {
         Err(match status {
             StatusCode::UNAUTHORIZED => PrefectError::Unauthorized {
                 url,
-                hint: if self.inner.auth.is_some() {
+                hint: if self.inner.api_key.is_some() {
+                    "check prefect_api_key (PREFECT_API_KEY): it may be mistyped, expired or \
+                     revoked; a self-hosted server wants PREFECT_API_AUTH_STRING instead"
+                } else if self.inner.auth.is_some() {
                     "check prefect_auth (PREFECT_API_AUTH_STRING): it must be the server's \
                      PREFECT_SERVER_API_AUTH_STRING, user:password"
                 } else {
-                    "the server wants basic auth: set prefect_auth (PREFECT_API_AUTH_STRING) to \
-                     its PREFECT_SERVER_API_AUTH_STRING, user:password"
+                    "the server wants credentials: set prefect_auth (PREFECT_API_AUTH_STRING) \
+                     to its PREFECT_SERVER_API_AUTH_STRING, user:password, or \
+                     prefect_api_key (PREFECT_API_KEY) for Prefect Cloud"
                 },
+            },
+            StatusCode::FORBIDDEN => PrefectError::Forbidden {
+                url,
+                hint: "the credentials are valid but may not do this: check the API key's \
+                       workspace and role (PREFECT_API_URL names the workspace)",
             },
             // A route that does not exist answers {"detail":"Not Found"}; a missing object
             // says which ("Flow run not found", "Flow run with id … not found").
@@ -1048,26 +1090,31 @@ fn clip(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// What went wrong on the way, without the URL (reqwest's own text repeats it).
-fn transport_error(e: &reqwest::Error) -> String {
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        causes.push(s.to_string());
-        source = s.source();
+/// What went wrong on the way, in words that name the cause and the fix (never the URL's
+/// credentials: `url` is the shown one).
+fn transport_error(url: &str, e: &reqwest::Error) -> PrefectError {
+    use crate::tls::Failure;
+    let failure = Failure::of(e);
+    if failure.is_tls() {
+        return PrefectError::Tls {
+            url: url.to_string(),
+            problem: failure.to_string(),
+            fix: failure
+                .fix("ca_cert (LEASED_CA_CERT)")
+                .unwrap_or_else(|| "check the server's certificate".into()),
+        };
     }
-    let innermost = causes
-        .iter()
-        .rev()
-        .find(|c| !c.is_empty())
-        .cloned()
-        .unwrap_or_else(|| e.to_string());
-    if e.is_timeout() {
-        format!("no answer in time ({innermost})")
-    } else if e.is_connect() {
-        format!("cannot connect ({innermost}); is the Prefect server running?")
-    } else {
-        innermost
+    let detail = match failure {
+        Failure::Refused => {
+            "cannot connect (connection refused); is the Prefect server running?".to_string()
+        }
+        Failure::Timeout => "no answer in time; is the Prefect server up and reachable?".into(),
+        other if e.is_connect() => format!("cannot connect ({other})"),
+        other => other.to_string(),
+    };
+    PrefectError::Unreachable {
+        url: url.to_string(),
+        detail,
     }
 }
 

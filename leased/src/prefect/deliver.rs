@@ -203,14 +203,33 @@ impl Deliverer {
                     }
                 }
                 Err(e) => {
-                    let text = format!("{e:#}");
+                    // A refused credential, an untrusted certificate or a wrong URL: the same
+                    // for every run, so said without the run, once, and waited out long.
+                    let configuration = e
+                        .chain()
+                        .find_map(|c| c.downcast_ref::<PrefectError>())
+                        .filter(|p| p.is_configuration());
+                    let text = match configuration {
+                        Some(p) => p.to_string(),
+                        None => format!("{e:#}"),
+                    };
                     let changed = {
                         let mut c = self.shared.status.lock().unwrap();
                         let changed = c.error.as_deref() != Some(text.as_str());
                         c.error = Some(text.clone());
                         changed
                     };
-                    if changed {
+                    if configuration.is_some() {
+                        backoff = self.opts.backoff_max;
+                        if changed {
+                            tracing::error!(
+                                "delivering run history to Prefect: {text} (fix the setting; \
+                                 every record stays in the outbox and is delivered in order \
+                                 once Prefect takes them; trying again every {})",
+                                humantime::format_duration(backoff)
+                            );
+                        }
+                    } else if changed {
                         tracing::warn!(
                             "delivering run history to Prefect: {text} (retrying; nothing is lost)"
                         );

@@ -5,6 +5,7 @@ use crate::api::PrefectStatus;
 use crate::config::Config;
 use crate::prefect::{Deliverer, DelivererHandle, PrefectClient};
 use crate::store::RunStore;
+use crate::tls::CaBundle;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -23,10 +24,14 @@ pub struct History {
 }
 
 impl History {
-    pub fn new(config: &Config, runs: Arc<dyn RunStore>) -> anyhow::Result<History> {
+    pub fn new(
+        config: &Config,
+        ca: Option<&CaBundle>,
+        runs: Arc<dyn RunStore>,
+    ) -> anyhow::Result<History> {
         let deliverer = match &config.prefect {
             Some(p) => Some(
-                Deliverer::new(runs.clone(), PrefectClient::new(p)?)
+                Deliverer::new(runs.clone(), PrefectClient::with_ca(p, ca)?)
                     .with_concurrency(config.prefect_concurrency),
             ),
             None => None,

@@ -5,10 +5,12 @@ mod error;
 mod handlers;
 mod history;
 mod metrics;
+mod tls;
 
 pub use error::ApiError;
 pub use history::History;
 pub use metrics::Metrics;
+pub use tls::{ServerTls, TlsListener};
 
 use crate::api::{API_VERSION, API_VERSION_HEADER, MAX_BODY_BYTES};
 use crate::auth::{Auth, Caller};
@@ -18,6 +20,7 @@ use crate::notify::Notifier;
 use crate::store::{
     BoardKey, EmbeddedStore, LeaseStore, Millis, RedisStore, RunStore, Store, StoreError,
 };
+use crate::tls::CaBundle;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -66,6 +69,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Drives the PDUs; serialises actions per outlet.
     pub power: crate::power::PowerController,
+    /// The certificate leased serves https with, when it does.
+    pub tls: Option<ServerTls>,
 }
 
 impl std::ops::Deref for AppState {
@@ -139,6 +144,15 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 /// Like [`build`], with a store the caller opened (tests, benchmarks).
 pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     config.check()?;
+    let ca = config
+        .ca_cert
+        .as_deref()
+        .map(|p| CaBundle::load(p, "ca_cert (LEASED_CA_CERT)"))
+        .transpose()?;
+    let tls = match &config.tls {
+        Some(files) => Some(ServerTls::load(&files.cert, &files.key)?),
+        None => None,
+    };
     let lab = Lab::load(&config.boards)?;
     let auth = match &config.tokens {
         Some(path) => Auth::load(path)?,
@@ -149,14 +163,14 @@ pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::
         .iter()
         .map(|b| (b.board_id.clone(), b.clone()))
         .collect();
-    let power = crate::power::PowerController::new(&lab);
-    let http = reqwest::Client::builder()
+    let power = crate::power::PowerController::with_ca(&lab, ca.as_ref());
+    let http = crate::tls::client_builder(ca.as_ref())
         .timeout(Duration::from_secs(15))
         .build()
         .context("building the HTTP client")?;
     let notifier = Notifier::new(&config.notify, http);
     let runs: Arc<dyn RunStore> = store.clone();
-    let history = History::new(&config, runs.clone())?;
+    let history = History::new(&config, ca.as_ref(), runs.clone())?;
     let state = AppState(Arc::new(Inner {
         config,
         power,
@@ -169,6 +183,7 @@ pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::
         waiting_since: Default::default(),
         auth,
         metrics: Metrics::default(),
+        tls,
     }));
     match state.store.sync_boards(&state.board_keys(), now_ms()).await {
         Ok(()) => {}
@@ -253,17 +268,72 @@ pub async fn serve_state(
     let addr = listener.local_addr().ok();
     tracing::info!(
         listen = ?addr,
+        tls = state.tls.is_some(),
         store = %state.store.location(),
         backend = state.store.backend(),
         boards = state.lab.boards.len(),
         "leased serving"
     );
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    if state.config.tokens_in_clear() {
+        tracing::warn!(
+            listen = %state.config.listen,
+            "serving plain http beyond loopback: API tokens cross the network in clear text, \
+             where anyone on the way can read and reuse them; give --tls-cert and --tls-key \
+             (or put a TLS proxy in front and listen on loopback)"
+        );
+    }
+    let result = match state.tls.clone() {
+        Some(tls) => {
+            let reload = tokio::spawn(reload_on_hangup(tls.clone(), stop.clone()));
+            let served = axum::serve(tls.listen(listener), router(state))
+                .with_graceful_shutdown(shutdown)
+                .await;
+            reload.abort();
+            served
+        }
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     stop.cancel();
     let _ = tokio::join!(maintenance, probe, notifier, delivery);
     result.context("serving HTTP")
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP (certificates rotate); a bad file is
+/// logged and the certificate served so far stays.
+async fn reload_on_hangup(tls: ServerTls, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP; the TLS certificate is not reloaded");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                got = hangup.recv() => if got.is_none() { return },
+            }
+            match tls.reload() {
+                Ok(()) => tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded"),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "TLS certificate not reloaded; still serving the previous one"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tls;
+        stop.cancelled().await;
+    }
 }
 
 /// Reaps expired leases and lapsed tickets often (expiry frees a board within a second), and
