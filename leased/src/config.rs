@@ -232,8 +232,7 @@ impl Config {
                      PREFECT_SERVER_API_AUTH_STRING); unset the other"
                 );
             }
-            if p
-                .api_key
+            if p.api_key
                 .as_deref()
                 .is_some_and(|k| !k.bytes().all(|b| b.is_ascii_graphic()))
             {
@@ -483,7 +482,10 @@ impl Args {
             });
         }
         c.ca_cert = self.ca_cert.or(file.ca_cert);
-        c.tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+        c.tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             (Some(_), None) => bail!("tls_cert (--tls-cert) is set but tls_key (--tls-key) is not"),

@@ -38,7 +38,10 @@ pub enum CaError {
         "{setting}: {} holds no PEM certificate (expected blocks of \
          -----BEGIN CERTIFICATE-----)", path.display()
     )]
-    Empty { setting: &'static str, path: PathBuf },
+    Empty {
+        setting: &'static str,
+        path: PathBuf,
+    },
     #[error("{setting}: {} is not a PEM certificate bundle: {detail}", path.display())]
     Invalid {
         setting: &'static str,
@@ -56,12 +59,11 @@ impl CaBundle {
             path: path.to_owned(),
             source,
         })?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| CaError::Invalid {
-                setting,
-                path: path.to_owned(),
-                detail: crate::cause::innermost(&e).to_string(),
-            })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| CaError::Invalid {
+            setting,
+            path: path.to_owned(),
+            detail: crate::cause::innermost(&e).to_string(),
+        })?;
         if certs.is_empty() {
             return Err(CaError::Empty {
                 setting,
@@ -195,7 +197,7 @@ impl Failure {
                     presented,
                 } => Failure::NameMismatch {
                     expected: server_name(expected),
-                    presented: presented.clone(),
+                    presented: presented.iter().map(|p| presented_name(p)).collect(),
                 },
                 C::Expired => Failure::Expired { not_after: None },
                 C::ExpiredContext { not_after, .. } => Failure::Expired {
@@ -297,7 +299,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// The rustls error somewhere in the chain of `err`. An `io::Error`'s `source()` skips the
-/// error it wraps, so each one is opened with `get_ref` too.
+/// error it wraps, so each one is opened with `get_ref`.
 fn find_rustls<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&'a (dyn StdError + 'static)> = Some(err);
     while let Some(e) = current {
@@ -307,11 +309,9 @@ fn find_rustls<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Erro
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
         {
-            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                return Some(tls);
-            }
+            // hyper-util wraps tokio-rustls's io::Error in another one.
             let inner: &(dyn StdError + 'static) = inner;
-            if let Some(tls) = find_rustls_below(inner) {
+            if let Some(tls) = find_rustls(inner) {
                 return Some(tls);
             }
         }
@@ -320,16 +320,20 @@ fn find_rustls<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Erro
     None
 }
 
-fn find_rustls_below<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
-    err.source().and_then(find_rustls)
-}
-
 fn server_name(name: &rustls::pki_types::ServerName<'_>) -> String {
     match name {
         rustls::pki_types::ServerName::DnsName(d) => d.as_ref().to_owned(),
         rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
         other => format!("{other:?}"),
     }
+}
+
+/// `DnsName("lab-gw")` as rustls words a certificate's name: `lab-gw`.
+fn presented_name(name: &str) -> String {
+    name.strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"))
+        .unwrap_or(name)
+        .to_owned()
 }
 
 /// `scheme://host[:port]` of a URL: what may be shown of a URL whose path or query is a secret
@@ -382,7 +386,11 @@ mod tests {
             mismatch.to_string(),
             "its TLS certificate is not valid for this host name lab-gw (it names other.example)"
         );
-        assert!(Failure::Expired { not_after: Some(0) }.to_string().contains("1970-01-01"));
+        assert!(
+            Failure::Expired { not_after: Some(0) }
+                .to_string()
+                .contains("1970-01-01")
+        );
         assert!(Failure::Refused.fix("x").is_some());
         assert!(!Failure::Refused.is_tls() && untrusted.is_certificate());
     }
@@ -393,7 +401,8 @@ mod tests {
         let missing = dir.path().join("missing.pem");
         let err = CaBundle::load(&missing, "ca_cert (LEASED_CA_CERT)").unwrap_err();
         assert!(
-            err.to_string().starts_with("ca_cert (LEASED_CA_CERT): cannot read"),
+            err.to_string()
+                .starts_with("ca_cert (LEASED_CA_CERT): cannot read"),
             "{err}"
         );
         let empty = dir.path().join("empty.pem");

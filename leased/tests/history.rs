@@ -847,3 +847,140 @@ async fn long_waits_and_run_endings_reach_a_signed_feishu_bot() {
     assert_eq!(health["notifications"][0]["sent"], 2, "{health}");
     assert_eq!(health["notifications"][0]["failed"], 0, "{health}");
 }
+
+/// Waits until leased's health says of Prefect an error containing each of `words`.
+async fn wait_prefect_error(client: &reqwest::Client, daemon: &Daemon, words: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = health(client, &daemon.url).await;
+        let error = h["prefect"]["error"].as_str().unwrap_or("");
+        if words.iter().all(|w| error.contains(w)) {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leased never said {words:?} of Prefect: {}\nlog:\n{}",
+            h["prefect"],
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Prefect behind a TLS terminator (socat: an OpenSSL server, as a lab's proxy would be) that
+/// wants basic auth. Without the lab's CA leased says the certificate is not trusted; with it but
+/// without the auth string Prefect refuses it (logged once, not retried in a tight loop); every
+/// record meanwhile stays in the outbox, and leased restarted with both settings delivers them
+/// all, once each and in order, over https. The auth string never shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn prefect_over_https_with_auth_gets_every_record_once_the_settings_are_right() {
+    const AUTH: &str = "socv:https-s3cret-0451";
+    let dir = tempfile::tempdir().unwrap();
+    let lab = write_lab(dir.path(), "socA", 3);
+    let prefect = tokio::task::spawn_blocking(|| PrefectServer::started_with_auth(AUTH))
+        .await
+        .unwrap();
+    let ca = socv_testkit::TestCa::new("socv lab CA");
+    let ca_file = ca.write_pem(dir.path(), "lab-ca.pem");
+    let terminator =
+        socv_testkit::TlsTerminator::start(&ca.issue(&["127.0.0.1"]), dir.path(), prefect.port());
+    let api = format!("https://127.0.0.1:{}/api", terminator.port);
+    let store = dir.path().join("leased.redb");
+    let store = store.to_str().unwrap();
+    let client = reqwest::Client::new();
+    let flags = |more: &[&str]| -> Vec<String> {
+        let mut f = prefect_flags(&api);
+        f.extend(more.iter().map(|s| s.to_string()));
+        f
+    };
+    let mut shown = Vec::new();
+
+    let untrusting = Daemon::start_with(
+        free_port(),
+        &lab,
+        store,
+        dir.path(),
+        &flags(&["--prefect-auth", AUTH]),
+    )
+    .await;
+    record_runs(&client, &untrusting.url, "tls-holder", "tls", 3).await;
+    let h = wait_prefect_error(
+        &client,
+        &untrusting,
+        &["not trusted", "ca_cert (LEASED_CA_CERT)"],
+    )
+    .await;
+    assert!(
+        h["prefect"]["backlog"].as_u64().unwrap() > 0,
+        "{}",
+        h["prefect"]
+    );
+    shown.push(h.to_string());
+    shown.push(untrusting.log());
+    drop(untrusting);
+
+    let ca_flag = ca_file.to_str().unwrap();
+    let unauthorized = Daemon::start_with(
+        free_port(),
+        &lab,
+        store,
+        dir.path(),
+        &flags(&["--ca-cert", ca_flag]),
+    )
+    .await;
+    let h = wait_prefect_error(&client, &unauthorized, &["401", "PREFECT_API_AUTH_STRING"]).await;
+    let backlog = h["prefect"]["backlog"].as_u64().unwrap();
+    assert!(
+        backlog >= 3 * 5,
+        "every record waits in the outbox: {}",
+        h["prefect"]
+    );
+    // Refused credentials are said once, and not tried again at once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = unauthorized.log();
+    assert_eq!(log.matches("401 Unauthorized").count(), 1, "log:\n{log}");
+    let h = health(&client, &unauthorized.url).await;
+    assert_eq!(
+        h["prefect"]["backlog"].as_u64(),
+        Some(backlog),
+        "{}",
+        h["prefect"]
+    );
+    shown.push(h.to_string());
+    shown.push(log);
+    drop(unauthorized);
+
+    let right = Daemon::start_with(
+        free_port(),
+        &lab,
+        store,
+        dir.path(),
+        &flags(&["--ca-cert", ca_flag, "--prefect-auth", AUTH]),
+    )
+    .await;
+    wait_delivered(&client, &right, Duration::from_secs(120)).await;
+    let (user, pass) = AUTH.split_once(':').unwrap();
+    let mut auth_header = reqwest::header::HeaderMap::new();
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{user}:{pass}"),
+    );
+    auth_header.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().unwrap(),
+    );
+    let reader = Prefect {
+        client: reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+            .default_headers(auth_header)
+            .build()
+            .unwrap(),
+        api: api.clone(),
+    };
+    check_in_prefect(&reader, "tls-holder", "tls", 3).await;
+    shown.push(health(&client, &right.url).await.to_string());
+    shown.push(right.log());
+    for text in &shown {
+        assert!(!text.contains(pass), "the auth string shows:\n{text}");
+    }
+}

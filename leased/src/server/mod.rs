@@ -321,7 +321,9 @@ async fn reload_on_hangup(tls: ServerTls, stop: CancellationToken) {
                 got = hangup.recv() => if got.is_none() { return },
             }
             match tls.reload() {
-                Ok(()) => tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded"),
+                Ok(()) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded")
+                }
                 Err(e) => tracing::error!(
                     error = format!("{e:#}"),
                     "TLS certificate not reloaded; still serving the previous one"

@@ -88,8 +88,8 @@ fn read_certified_key(
     key: &Path,
     provider: &rustls::crypto::CryptoProvider,
 ) -> anyhow::Result<CertifiedKey> {
-    let pem = std::fs::read(cert)
-        .with_context(|| format!("tls_cert: cannot read {}", cert.display()))?;
+    let pem =
+        std::fs::read(cert).with_context(|| format!("tls_cert: cannot read {}", cert.display()))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow!("tls_cert: {} is not PEM: {e}", cert.display()))?;

@@ -65,6 +65,30 @@ impl Daemon {
         log_dir: &Path,
         extra: &[String],
     ) -> Daemon {
+        Self::spawn(port, boards, store, log_dir, extra, None).await
+    }
+
+    /// Like [`Daemon::start_with`] for a daemon that serves https (`extra` holds its
+    /// `--tls-cert` and `--tls-key`) with a certificate of the CA `ca_pem`.
+    pub async fn start_https(
+        port: u16,
+        boards: &Path,
+        store: &str,
+        log_dir: &Path,
+        extra: &[String],
+        ca_pem: &str,
+    ) -> Daemon {
+        Self::spawn(port, boards, store, log_dir, extra, Some(ca_pem)).await
+    }
+
+    async fn spawn(
+        port: u16,
+        boards: &Path,
+        store: &str,
+        log_dir: &Path,
+        extra: &[String],
+        ca_pem: Option<&str>,
+    ) -> Daemon {
         let log = log_dir.join(format!("leased-{port}.log"));
         // Appends: a restarted daemon keeps the log of the one before it.
         let log_file = std::fs::OpenOptions::new()
@@ -85,28 +109,33 @@ impl Daemon {
             .env_remove("REDIS_URL")
             .env_remove("PREFECT_API_URL")
             .env_remove("PREFECT_API_AUTH_STRING")
+            .env_remove("PREFECT_API_KEY")
             .env_remove("SLACK_WEBHOOK_URL")
             .env_remove("FEISHU_WEBHOOK_URL")
             .env_remove("FEISHU_WEBHOOK_SECRET")
+            .env_remove("FEISHU_SECRET")
+            .env_remove("LEASED_CA_CERT")
+            .env_remove("LEASED_TLS_CERT")
+            .env_remove("LEASED_TLS_KEY")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("starting leased");
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
         let d = Daemon {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             port,
             log,
         };
-        d.wait_ready().await;
+        d.wait_ready(client_trusting(ca_pem)).await;
         d
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&self, client: reqwest::Client) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let client = reqwest::Client::new();
         while Instant::now() < deadline {
             if let Ok(r) = client
                 .get(format!("{}/api/v1/health", self.url))
@@ -140,6 +169,17 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A client that trusts the CA `ca_pem` besides the system's roots.
+pub fn client_trusting(ca_pem: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem.as_bytes()).expect("the CA PEM") {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().expect("an https client")
 }
 
 /// A JSON answer.

@@ -845,6 +845,7 @@ mod tests {
             daemon: crate::config::parse_daemon_url(&url).unwrap(),
             token: None,
             holder: "ann@host".into(),
+            ca_cert: None,
         };
         (Client::new(&config).unwrap(), seen)
     }
@@ -966,6 +967,7 @@ mod tests {
             daemon: crate::config::parse_daemon_url(&format!("http://127.0.0.1:{port}")).unwrap(),
             token: None,
             holder: "ann@host".into(),
+            ca_cert: None,
         };
         let alerts = alerts();
         let recorder = RunRecorder::with_alerts(Client::new(&config).unwrap(), "r-d", alerts);

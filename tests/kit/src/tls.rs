@@ -42,7 +42,9 @@ impl TestCa {
             KeyUsagePurpose::DigitalSignature,
         ];
         let key = KeyPair::generate().expect("a CA key");
-        let cert = params.self_signed(&key).expect("a self-signed CA certificate");
+        let cert = params
+            .self_signed(&key)
+            .expect("a self-signed CA certificate");
         TestCa {
             pem: cert.pem(),
             issuer: Issuer::new(params, key),
@@ -76,7 +78,10 @@ impl TestCa {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("server parameters");
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().cloned().unwrap_or_default());
+        dn.push(
+            DnType::CommonName,
+            names.first().cloned().unwrap_or_default(),
+        );
         params.distinguished_name = dn;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
