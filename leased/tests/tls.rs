@@ -435,3 +435,106 @@ fn bad_tls_files_are_refused_at_start_naming_the_file() {
     let err = leased(&[&cert], &["--tls-cert"]);
     assert!(err.contains("--tls-key"), "{err}");
 }
+
+/// leased with a Prefect API key, Slack and Feishu webhooks and a Feishu secret, all from the
+/// environment as a unit file gives them, logging at debug level: a recorded run fails to
+/// reach each of them (an https server of a CA leased was not given), and neither the log nor
+/// the health answer holds the key, the webhooks' paths or the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_show_in_leased_logs_or_health() {
+    const KEY: &str = "pnu_secret-key-8d21c0";
+    const SLACK_PATH: &str = "services/T0LAB/B0LAB/slack-secret-path-77aa";
+    const FEISHU_TOKEN: &str = "feishu-hook-token-e41f";
+    const FEISHU_SECRET: &str = "feishu-signing-secret-09bc";
+    let dir = tempfile::tempdir().unwrap();
+    let lab = write_lab(dir.path(), "socA", 1);
+    let stranger = TestCa::new("a CA leased was not given");
+    let url = https_server(&stranger.issue(&["127.0.0.1"])).await;
+    let slack = format!("{url}/{SLACK_PATH}");
+    let feishu = format!("{url}/open-apis/bot/v2/hook/{FEISHU_TOKEN}");
+    let prefect = format!("{url}/api");
+    let store = dir.path().join("leased.redb");
+    let daemon = Daemon::start_env(
+        &lab,
+        store.to_str().unwrap(),
+        dir.path(),
+        &["--notify-on".into(), "all".into()],
+        &[
+            ("RUST_LOG", "debug"),
+            ("PREFECT_API_URL", &prefect),
+            ("PREFECT_API_KEY", KEY),
+            ("SLACK_WEBHOOK_URL", &slack),
+            ("FEISHU_WEBHOOK_URL", &feishu),
+            ("FEISHU_SECRET", FEISHU_SECRET),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (status, held) = lease(&client, &daemon.url, "ann@lab", 0).await;
+    assert_eq!(status, 201, "{held}");
+    let board = held["board_id"].as_str().unwrap();
+    let runs = format!("{}/api/v1/runs", daemon.url);
+    let start = json!({"id": "secret-run-1", "board_id": board, "binary": "./t.elf"});
+    let a = call(&client, Method::POST, &runs, "ann@lab", Some(start))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{}", a.body);
+    let end = json!({"state": "failed", "exit_code": 1});
+    let a = call(
+        &client,
+        Method::PATCH,
+        &format!("{runs}/secret-run-1"),
+        "ann@lab",
+        Some(end),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let h = call(
+            &client,
+            Method::GET,
+            &format!("{}/api/v1/health", daemon.url),
+            "ann@lab",
+            None,
+        )
+        .await
+        .unwrap()
+        .body;
+        let failed = h["notifications"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2 && c.iter().all(|c| c["failed"] == 1));
+        let prefect_said = h["prefect"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not trusted"));
+        if failed && prefect_said {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not yet failed: {h}\nlog:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = daemon.log();
+    assert!(
+        log.contains("not trusted"),
+        "the failures are logged:\n{log}"
+    );
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_leased"))
+        .arg("--help")
+        .env("PREFECT_API_KEY", KEY)
+        .env("SLACK_WEBHOOK_URL", &slack)
+        .env("FEISHU_SECRET", FEISHU_SECRET)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for text in [log, health.to_string(), help] {
+        for secret in [KEY, SLACK_PATH, FEISHU_TOKEN, FEISHU_SECRET] {
+            assert!(!text.contains(secret), "{secret} shows in:\n{text}");
+        }
+    }
+}

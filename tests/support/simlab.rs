@@ -13,6 +13,8 @@ pub struct SimLeased {
     pub pdu_url: String,
     pub boards_file: PathBuf,
     pub dir: tempfile::TempDir,
+    /// The CA (PEM file) socv is given to trust an https leased (`SOCV_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -27,6 +29,24 @@ impl SimLeased {
     /// notifications).
     pub fn start_with(
         families: &[&str],
+        configure: impl FnOnce(&mut leased::Config) + Send + 'static,
+    ) -> SimLeased {
+        Self::launch(families, None, configure)
+    }
+
+    /// A lab whose leased serves https: `configure` sets its `tls` files, of a certificate of
+    /// the CA in `ca_cert`, which every `socv` of [`SimLeased::command`] is given.
+    pub fn start_https(
+        families: &[&str],
+        ca_cert: PathBuf,
+        configure: impl FnOnce(&mut leased::Config) + Send + 'static,
+    ) -> SimLeased {
+        Self::launch(families, Some(ca_cert), configure)
+    }
+
+    fn launch(
+        families: &[&str],
+        ca_cert: Option<PathBuf>,
         configure: impl FnOnce(&mut leased::Config) + Send + 'static,
     ) -> SimLeased {
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -59,10 +79,15 @@ impl SimLeased {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("binding leased");
-                let url = format!("http://{}", listener.local_addr().expect("an address"));
                 let mut config =
                     leased::Config::new(&file, leased::config::StoreSpec::Embedded(store));
                 configure(&mut config);
+                let scheme = if config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                let url = format!("{scheme}://{}", listener.local_addr().expect("an address"));
                 let _ = ready_tx.send((url, lab.pdu_url().to_string()));
                 if let Err(e) = leased::serve(config, listener, async move {
                     let _ = stopped.await;
@@ -82,6 +107,7 @@ impl SimLeased {
             pdu_url,
             boards_file,
             dir,
+            ca_cert,
             stop: Some(stop),
             thread: Some(thread),
         };
@@ -111,7 +137,12 @@ impl SimLeased {
             .env_remove("LOGNAME")
             .env_remove("SOCV_TOKEN")
             .env_remove("DEVICE_MANAGER_URL")
+            .env_remove("SOCV_CA_CERT")
+            .env_remove("SSL_CERT_FILE")
             .stdin(Stdio::null());
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("SOCV_CA_CERT", ca);
+        }
         cmd
     }
 

@@ -65,7 +65,19 @@ impl Daemon {
         log_dir: &Path,
         extra: &[String],
     ) -> Daemon {
-        Self::spawn(port, boards, store, log_dir, extra, None).await
+        Self::spawn(port, boards, store, log_dir, extra, None, &[]).await
+    }
+
+    /// Like [`Daemon::start_with`], with environment variables set for leased (a secret that
+    /// must not show, a log level).
+    pub async fn start_env(
+        boards: &Path,
+        store: &str,
+        log_dir: &Path,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Self::spawn(free_port(), boards, store, log_dir, extra, None, env).await
     }
 
     /// Like [`Daemon::start_with`] for a daemon that serves https (`extra` holds its
@@ -78,7 +90,7 @@ impl Daemon {
         extra: &[String],
         ca_pem: &str,
     ) -> Daemon {
-        Self::spawn(port, boards, store, log_dir, extra, Some(ca_pem)).await
+        Self::spawn(port, boards, store, log_dir, extra, Some(ca_pem), &[]).await
     }
 
     async fn spawn(
@@ -88,6 +100,7 @@ impl Daemon {
         log_dir: &Path,
         extra: &[String],
         ca_pem: Option<&str>,
+        env: &[(&str, &str)],
     ) -> Daemon {
         let log = log_dir.join(format!("leased-{port}.log"));
         // Appends: a restarted daemon keeps the log of the one before it.
@@ -118,6 +131,7 @@ impl Daemon {
             .env_remove("LEASED_TLS_CERT")
             .env_remove("LEASED_TLS_KEY")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
