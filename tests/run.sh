@@ -51,5 +51,16 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== one TLS stack (rustls with ring), no OpenSSL"
+crates=$(cargo tree --workspace --locked -e normal,build --prefix none --format '{p}' | sed 's/ (\*)$//' | sort -u)
+tls_others=$(echo "$crates" | grep -E '^(openssl|openssl-sys|native-tls|aws-lc-sys|aws-lc-rs|boring-sys) ' || true)
+if [ -n "$tls_others" ]; then
+    echo "tests/run.sh: another TLS stack is in the build:" >&2
+    echo "$tls_others" >&2
+    exit 1
+fi
+[ "$(echo "$crates" | grep -c '^rustls v')" = 1 ] ||
+    { echo "tests/run.sh: not exactly one rustls in the build: $(echo "$crates" | grep '^rustls v' | tr '\n' ' ')" >&2; exit 1; }
+
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast

@@ -23,10 +23,34 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config = leased::config::Args::parse().resolve()?;
+    keep_running_on_hangup(config.tls.is_some());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     leased::serve(config, listener, shutdown_signal()).await
+}
+
+/// SIGHUP (`systemctl reload`) never stops leased: with TLS the server re-reads its
+/// certificate (see `leased::server`); without, there is nothing to re-read and it says so.
+fn keep_running_on_hangup(tls: bool) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        if !tls {
+                            tracing::info!("SIGHUP: no TLS certificate to re-read");
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Completes on SIGINT or SIGTERM.
