@@ -325,10 +325,14 @@ mod tests {
                 .as_str(),
             "http://10.0.0.1:8000/socv/"
         );
+        assert_eq!(
+            parse_daemon_url("https://lab-gw:8443").unwrap().as_str(),
+            "https://lab-gw:8443/"
+        );
         assert!(
-            parse_daemon_url("https://x")
+            parse_daemon_url("ftp://x")
                 .unwrap_err()
-                .contains("plain http")
+                .contains("http:// or https://")
         );
         assert!(parse_daemon_url("http://x/?a=1").is_err());
         assert!(parse_daemon_url("").is_err());

@@ -83,6 +83,15 @@ fn socv_leases_runs_and_releases_over_https_with_the_lab_ca() {
     assert!(err.contains("--ca-cert"), "{err}");
     assert!(err.contains(&lab.url), "names the daemon: {err}");
 
+    // SSL_CERT_FILE, honoured as by other tools: it replaces the system's roots.
+    let out = lab
+        .command("ann", &["boards"])
+        .env_remove("SOCV_CA_CERT")
+        .env("SSL_CERT_FILE", &ca_file)
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+
     // A CA file that is not one: a usage error naming the setting and the file.
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "no certificate here\n").unwrap();
@@ -122,14 +131,30 @@ fn webhooks(ca: &TestCa) -> (tokio::runtime::Runtime, String, Received) {
     (runtime, format!("https://{addr}"), got)
 }
 
-fn notify_to(base: &str) -> NotifyConfig {
-    NotifyConfig {
+/// A lab whose leased notifies every run ending to the webhooks at `base`, trusting the CA in
+/// `ca_file`, and runs `body` as a test through `socv run`, expecting `code`.
+fn run_notified(
+    base: &str,
+    ca_file: &std::path::Path,
+    body: &str,
+    code: i32,
+) -> (SimLeased, std::process::Output) {
+    let notify = NotifyConfig {
         slack_webhook_url: Some(format!("{base}/{SLACK_PATH}")),
         feishu_webhook_url: Some(format!("{base}/open-apis/bot/v2/hook/{FEISHU_TOKEN}")),
         feishu_secret: Some(FEISHU_SECRET.into()),
         on: NotifyOn::All,
         long_wait: None,
-    }
+    };
+    let ca = ca_file.to_owned();
+    let lab = SimLeased::start_with(&["socA:1"], move |c| {
+        c.notify = notify;
+        c.ca_cert = Some(ca);
+    });
+    let test = script(&lab, "test.sh", body);
+    let run = lab.socv("ann", &["run", "socA", test.to_str().unwrap()]);
+    expect_code(&run, code);
+    (lab, run)
 }
 
 fn status_json(lab: &SimLeased) -> (Value, String) {
@@ -151,16 +176,7 @@ fn a_runs_notifications_reach_https_webhooks_and_an_untrusted_one_fails_clearly(
     let lab_ca = TestCa::new("socv lab CA");
     let ca_file = lab_ca.write_pem(dir.path(), "lab-ca.pem");
     let (_trusted_rt, trusted, got) = webhooks(&lab_ca);
-    let lab = {
-        let (notify, ca) = (notify_to(&trusted), ca_file.clone());
-        SimLeased::start_with(&["socA:1"], move |c| {
-            c.notify = notify;
-            c.ca_cert = Some(ca);
-        })
-    };
-    let test = script(&lab, "red.sh", "echo going red; exit 3");
-    let run = lab.socv("ann", &["run", "socA", test.to_str().unwrap()]);
-    expect_code(&run, 3);
+    let (lab, run) = run_notified(&trusted, &ca_file, "echo going red; exit 3", 3);
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while got.lock().unwrap().len() < 2 {
@@ -192,7 +208,18 @@ fn a_runs_notifications_reach_https_webhooks_and_an_untrusted_one_fails_clearly(
         "the Feishu message is signed: {}",
         feishu.1
     );
-    let (status, shown) = status_json(&lab);
+    // The webhook has a message a moment before leased has its answer and counts it sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, shown) = loop {
+        let (status, shown) = status_json(&lab);
+        let both = ["slack", "feishu"]
+            .iter()
+            .all(|c| channel(&status, c)["sent"] == 1);
+        if both || Instant::now() > deadline {
+            break (status, shown);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(channel(&status, "slack")["sent"], 1, "{status}");
     assert_eq!(channel(&status, "feishu")["sent"], 1, "{status}");
     let human = stdout(&lab.socv("ann", &["status"]));
@@ -206,16 +233,7 @@ fn a_runs_notifications_reach_https_webhooks_and_an_untrusted_one_fails_clearly(
     // The same webhooks with a certificate of a CA leased does not know.
     let stranger = TestCa::new("a CA nobody gave leased");
     let (_untrusted_rt, untrusted, untrusted_got) = webhooks(&stranger);
-    let lab = {
-        let (notify, ca) = (notify_to(&untrusted), ca_file);
-        SimLeased::start_with(&["socA:1"], move |c| {
-            c.notify = notify;
-            c.ca_cert = Some(ca);
-        })
-    };
-    let test = script(&lab, "green.sh", "echo fine; exit 0");
-    let run = lab.socv("ann", &["run", "socA", test.to_str().unwrap()]);
-    expect_code(&run, 0);
+    let (lab, _run) = run_notified(&untrusted, &ca_file, "echo fine; exit 0", 0);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         let (status, shown) = status_json(&lab);

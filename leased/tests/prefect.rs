@@ -422,7 +422,8 @@ async fn wrong_credentials_are_named() {
     })
     .unwrap();
     let text = none.ensure_flow().await.unwrap_err().to_string();
-    assert!(text.contains("wants basic auth"), "{text}");
+    assert!(text.contains("wants credentials"), "{text}");
+    assert!(text.contains("PREFECT_API_AUTH_STRING"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
