@@ -1,17 +1,17 @@
-//! Typed HTTP client of leased: one method per endpoint, answers as `leased::api` types,
+//! Typed HTTP client of leased: one method per endpoint, answers as `socv_api` types,
 //! failures as [`Error`] variants that carry what was being done.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use leased::api::{
-    self, BoardView, DaemonHealth, DrainRequest, ErrorBody, Lease, LeaseRequest, PowerAction,
-    PowerResult, QueueTicket, RenewRequest, Run, RunLogs, RunQuery, RunStart, RunUpdate,
-    TicketStatus, codes,
-};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use socv_api::{
+    self as api, BoardView, DaemonHealth, DrainRequest, ErrorBody, Lease, LeaseRequest,
+    PowerAction, PowerResult, QueueTicket, RenewRequest, Run, RunLogs, RunQuery, RunStart,
+    RunUpdate, TicketStatus, codes,
+};
 use std::time::Duration;
 
 /// Major version of the API this socv speaks (from [`api::API_VERSION`]).
@@ -73,11 +73,11 @@ impl Client {
             .ca_cert
             .as_deref()
             .map(|path| {
-                leased::tls::CaBundle::load(path, crate::config::CA_CERT_SETTING)
+                socv_http::tls::CaBundle::load(path, crate::config::CA_CERT_SETTING)
                     .map_err(|e| Error::Usage(e.to_string()))
             })
             .transpose()?;
-        let mut builder = leased::tls::client_builder(ca.as_ref())
+        let mut builder = socv_http::tls::client_builder(ca.as_ref())
             .user_agent(concat!("socv/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -203,7 +203,7 @@ impl Client {
     ) -> Result<BoardView> {
         let req = self
             .request(Method::POST, &["boards", board, "health"])?
-            .json(&leased::api::HealthReport { ok, reason });
+            .json(&socv_api::HealthReport { ok, reason });
         self.json(req, &format!("reporting the health of board {board}"))
             .await
     }
@@ -350,7 +350,7 @@ impl Client {
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> Error {
-        let failure = leased::tls::Failure::of(err);
+        let failure = socv_http::tls::Failure::of(err);
         if failure.is_tls() {
             return Error::Tls {
                 url: self.daemon_url().to_owned(),
@@ -361,7 +361,7 @@ impl Client {
             };
         }
         let reason = match failure {
-            leased::tls::Failure::Timeout => "no answer in time".to_owned(),
+            socv_http::tls::Failure::Timeout => "no answer in time".to_owned(),
             _ => root_cause(err),
         };
         Error::Unreachable {
@@ -384,10 +384,10 @@ fn is_loopback(url: &Url) -> bool {
 
 /// The innermost cause, worded for people ("connection refused", not "os error 111").
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    if let Some(words) = leased::cause::io_words(err) {
+    if let Some(words) = socv_http::cause::io_words(err) {
         return words.to_owned();
     }
-    let text = leased::cause::innermost(err).to_string();
+    let text = socv_http::cause::innermost(err).to_string();
     if text.is_empty() {
         err.to_string()
     } else {

@@ -31,7 +31,7 @@ pub enum Error {
     #[error(
         "{url} is not a socv daemon: its answer to {doing} had no {header} header \
          (check --daemon or SOCV_DAEMON)",
-        header = leased::api::API_VERSION_HEADER
+        header = socv_api::API_VERSION_HEADER
     )]
     NotADaemon { url: String, doing: String },
 

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
-use leased::api::Lease;
 use serde::Serialize;
+use socv_api::Lease;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -184,7 +184,7 @@ pub fn lease_details(lease: &Lease, now_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leased::api::Console;
+    use socv_api::Console;
 
     #[test]
     fn durations_read_like_a_person_would_say_them() {

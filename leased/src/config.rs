@@ -406,12 +406,7 @@ pub fn default_store_path() -> PathBuf {
 
 /// `SOCV_DATA_DIR`, else `$XDG_DATA_HOME/socv`.
 pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("SOCV_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("socv")
+    socv_api::data_dir()
 }
 
 fn default_config_file() -> Option<PathBuf> {

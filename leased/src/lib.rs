@@ -2,9 +2,7 @@
 //! serves them over HTTP/JSON. `serve` runs it in-process (used by the binary, `socv demo` and
 //! the tests).
 
-pub mod api;
 pub mod auth;
-pub mod cause;
 pub mod config;
 pub mod lab;
 pub mod notify;
@@ -12,9 +10,12 @@ pub mod power;
 pub mod prefect;
 pub mod server;
 pub mod store;
-pub mod tls;
 
 pub use config::Config;
 pub use server::serve;
+/// The wire types, from the contract crate (`leased/api`).
+pub use socv_api as api;
+/// TLS trust and failure words, shared with socv (`leased/http`).
+pub use socv_http::{cause, tls};
 #[doc(hidden)]
 pub mod testing;

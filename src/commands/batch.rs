@@ -12,9 +12,9 @@ use crate::session::LocalFile;
 use crate::signals::{Signals, Stop};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use leased::api::BoardView;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
+use socv_api::BoardView;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -485,7 +485,7 @@ async fn run_job(
     };
     if permit.is_none() || stop.is_stopped() {
         let mut result = RunResult::new(
-            leased::store::new_id("r"),
+            socv_api::new_id("r"),
             report::BinaryInfo {
                 path: job.args.binary.display().to_string(),
                 sha256: job.file.sha256().to_owned(),

@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::output;
 use clap::{Args, Subcommand};
-use leased::api::{Availability, BoardView};
+use socv_api::{Availability, BoardView};
 
 #[derive(Debug, Args)]
 pub struct BoardArgs {
@@ -92,7 +92,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
-    use leased::api::BoardHealth;
+    use socv_api::BoardHealth;
 
     #[test]
     fn drain_args() {

@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::output;
 use clap::Args;
-use leased::api::{Availability, BoardView};
+use socv_api::{Availability, BoardView};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -77,7 +77,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
-    use leased::api::BoardHealth;
+    use socv_api::BoardHealth;
 
     const NOW: u64 = 1_750_000_000_000;
 

@@ -10,8 +10,8 @@ use crate::session::{BoardSession, LocalFile};
 use crate::signals::Signals;
 use crate::sim::{FamilySpec, SimConfig, SimLab};
 use clap::Args;
-use leased::api::LeaseRequest;
 use leased::config::StoreSpec;
+use socv_api::LeaseRequest;
 
 /// The sample test the demo pushes and runs (TAP output, exit 0 when every point passes).
 pub const SAMPLE_TEST: &[u8] = include_bytes!("../../tests/fixtures/sample-test.sh");

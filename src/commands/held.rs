@@ -5,7 +5,7 @@ use crate::client::Client;
 use crate::commands::release::find;
 use crate::error::{Error, Result};
 use crate::session::SessionConfig;
-use leased::api::Lease;
+use socv_api::Lease;
 
 /// A board the caller holds, ready to connect to.
 pub struct HeldBoard {
@@ -40,7 +40,7 @@ pub async fn resolve(client: &Client, target: &str) -> Result<HeldBoard> {
 }
 
 /// The session settings for a lease's console, with the board's own prompts.
-pub fn session_config(board: &str, console: &leased::api::Console) -> SessionConfig {
+pub fn session_config(board: &str, console: &socv_api::Console) -> SessionConfig {
     let mut config = SessionConfig::from_console(board, console);
     if let Some(p) = &console.login_prompt {
         config.login_prompt = p.clone();

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::output;
 use clap::Args;
-use leased::api::{MAX_RUN_QUERY_LIMIT, Run, RunQuery, RunState};
+use socv_api::{MAX_RUN_QUERY_LIMIT, Run, RunQuery, RunState};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -77,7 +77,7 @@ pub async fn run(client: &Client, args: HistoryArgs) -> Result<()> {
         Error::NotFound(message) => Error::Daemon {
             doing: "reading the run history".to_owned(),
             status: 404,
-            code: leased::api::codes::NOT_FOUND.to_owned(),
+            code: socv_api::codes::NOT_FOUND.to_owned(),
             message: format!("{message} (this leased keeps no run history; upgrade it)"),
         },
         e => e,
@@ -148,7 +148,7 @@ mod tests {
     use crate::cli::Cli;
     use crate::exit_codes;
     use clap::Parser;
-    use leased::api::RunPrefect;
+    use socv_api::RunPrefect;
 
     fn parse(args: &[&str]) -> std::result::Result<HistoryArgs, clap::Error> {
         let cli = Cli::try_parse_from(["socv", "history"].iter().chain(args))?;

@@ -9,7 +9,7 @@ use crate::signals::Signals;
 use clap::Args;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
-use leased::api::{Lease, LeaseRequest, Priority, QueueTicket, TicketStatus};
+use socv_api::{Lease, LeaseRequest, Priority, QueueTicket, TicketStatus};
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
 

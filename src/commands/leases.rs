@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::output;
 use clap::Args;
-use leased::api::Lease;
+use socv_api::Lease;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -60,7 +60,7 @@ pub fn render(leases: &[Lease], now_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leased::api::{Console, Priority};
+    use socv_api::{Console, Priority};
 
     #[test]
     fn table_for_people() {

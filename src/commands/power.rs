@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::output;
 use clap::{Args, ValueEnum};
-use leased::api::{PowerAction, PowerResult, PowerState};
+use socv_api::{PowerAction, PowerResult, PowerState};
 use std::time::Duration;
 
 #[derive(Debug, Args)]

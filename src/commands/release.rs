@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::output;
 use clap::Args;
-use leased::api::Lease;
+use socv_api::Lease;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\

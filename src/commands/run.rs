@@ -13,8 +13,8 @@ use crate::report::{self, CaseScanner, RunDir, RunResult, Scanned};
 use crate::session::{BoardSession, ErrorKind, LocalFile, SessionError, TimedOutcome};
 use crate::signals::Signals;
 use clap::Args;
-use leased::api::{Lease, LogLevel, PowerAction, Priority, RunState, RunUpdate};
 use record::RunRecorder;
+use socv_api::{Lease, LogLevel, PowerAction, Priority, RunState, RunUpdate};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -156,7 +156,7 @@ pub async fn execute(
         .unwrap_or_else(|_| format!("/tmp/socv-{:08x}-test", rand::random::<u32>()));
     let command = command_line(&name, &args.args);
     let started = output::now_ms();
-    let run_id = leased::store::new_id("r");
+    let run_id = socv_api::new_id("r");
     let data_dir = report::default_data_dir();
     let rundir = match RunDir::create(&data_dir, &run_id) {
         Ok(dir) => Some(dir),
@@ -387,7 +387,7 @@ async fn drive(
 
 /// Finishes the scan of the attempt's output (it is the run's last) and gives its test cases
 /// for the record.
-fn finish_cases(out: &mut RunOutput, record: &mut Record) -> Vec<leased::api::RunCase> {
+fn finish_cases(out: &mut RunOutput, record: &mut Record) -> Vec<socv_api::RunCase> {
     let scanned = std::mem::take(&mut out.scanner).finish();
     let cases = record::run_cases(&scanned.cases);
     record.scanned = Some(scanned);

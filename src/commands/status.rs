@@ -5,7 +5,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::output;
 use clap::Args;
-use leased::api::{ChannelStatus, DaemonHealth, PrefectStatus};
+use socv_api::{ChannelStatus, DaemonHealth, PrefectStatus};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -137,7 +137,7 @@ fn notify(c: &ChannelStatus, now_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leased::api::StoreStatus;
+    use socv_api::StoreStatus;
 
     const NOW: u64 = 1_750_000_000_000;
 

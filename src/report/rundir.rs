@@ -19,7 +19,7 @@ const GB: f64 = 1e9;
 
 /// The data dir socv and leased share: `SOCV_DATA_DIR`, else `$XDG_DATA_HOME/socv`.
 pub fn default_data_dir() -> PathBuf {
-    leased::config::data_dir()
+    socv_api::data_dir()
 }
 
 /// Where the run directories live.

@@ -2,7 +2,7 @@
 //! command's output and exit status come back exact, with Ctrl-C, timeouts and file pushes.
 //!
 //! ```no_run
-//! # async fn demo(console: &leased::api::Console) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(console: &socv_api::Console) -> Result<(), Box<dyn std::error::Error>> {
 //! use socv::session::{BoardSession, LocalFile, SessionConfig};
 //! let file = LocalFile::read("./test.elf").await?; // before connecting: fail early
 //! let config = SessionConfig::from_console("soc-a-001", console);
@@ -115,8 +115,8 @@ impl SessionConfig {
             port,
             username: None,
             password: None,
-            login_prompt: leased::lab::Board::DEFAULT_LOGIN_PROMPT.to_owned(),
-            password_prompt: leased::lab::Board::DEFAULT_PASSWORD_PROMPT.to_owned(),
+            login_prompt: socv_api::DEFAULT_LOGIN_PROMPT.to_owned(),
+            password_prompt: socv_api::DEFAULT_PASSWORD_PROMPT.to_owned(),
             shell_prompts: vec!["#".to_owned(), "$".to_owned()],
             connect_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(30),
@@ -130,7 +130,7 @@ impl SessionConfig {
 
     /// The console of a lease: address, credentials and the board's prompts (the defaults
     /// where the lease names none).
-    pub fn from_console(board: impl Into<String>, console: &leased::api::Console) -> Self {
+    pub fn from_console(board: impl Into<String>, console: &socv_api::Console) -> Self {
         let defaults = SessionConfig::new(board, console.host.clone(), console.port);
         SessionConfig {
             username: console.username.clone(),
@@ -787,7 +787,7 @@ mod tests {
 
     #[test]
     fn config_from_a_lease_console() {
-        let console = leased::api::Console {
+        let console = socv_api::Console {
             host: "10.1.2.3".into(),
             port: 2001,
             username: Some("root".into()),

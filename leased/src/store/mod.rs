@@ -330,8 +330,4 @@ impl LeaseRecord {
 }
 
 /// A fresh random id with a prefix, such as `l-3f9a0c1b2d4e`.
-pub fn new_id(prefix: &str) -> String {
-    use rand::Rng;
-    let n: u64 = rand::rng().random::<u64>() & 0xffff_ffff_ffff;
-    format!("{prefix}-{n:012x}")
-}
+pub use socv_api::new_id;

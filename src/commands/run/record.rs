@@ -22,9 +22,9 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::output;
 use crate::report::{CaseStatus, TestCase};
-use leased::api::{
-    self, CaseOutcome, Lease, LogLevel, LogLine, MAX_LOG_BATCH_LINES, MAX_LOG_LINE_BYTES, RunCase,
-    RunLogs, RunStart, RunState, RunUpdate,
+use socv_api::{
+    self as api, CaseOutcome, Lease, LogLevel, LogLine, MAX_LOG_BATCH_LINES, MAX_LOG_LINE_BYTES,
+    RunCase, RunLogs, RunStart, RunState, RunUpdate,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;

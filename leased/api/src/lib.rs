@@ -1,9 +1,37 @@
-//! Wire types of leased's HTTP API: the one definition that leased serves and socv speaks.
+//! The contract between socv and leased: API v1's wire types, error codes and limits, the ids
+//! either side makes, the default console prompts, and where socv's data lives.
+//!
+//! Both sides depend on this crate (serde only: no tokio, redis, redb or axum), so a wire change
+//! is one edit here, and the golden documents in `leased/api/tests/golden/` make it a visible
+//! diff.
 //!
 //! Requests reject unknown fields (a typo must not be silently ignored); responses use
 //! `#[serde(default)]` so an older socv keeps reading a newer daemon's answers.
 
 use serde::{Deserialize, Serialize};
+
+/// A fresh id such as `l-3f2a9c81d0e4`: the prefix says what it names (`l` lease, `t` queue
+/// ticket, `r` run), then 48 random bits.
+pub fn new_id(prefix: &str) -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random::<u64>() & 0xffff_ffff_ffff;
+    format!("{prefix}-{n:012x}")
+}
+
+/// What a board's console says when it wants the user name, unless boards.yaml says otherwise.
+pub const DEFAULT_LOGIN_PROMPT: &str = "login:";
+/// What a board's console says when it wants the password, unless boards.yaml says otherwise.
+pub const DEFAULT_PASSWORD_PROMPT: &str = "Password:";
+
+/// Where socv and leased keep their data: `SOCV_DATA_DIR`, else `$XDG_DATA_HOME/socv`.
+pub fn data_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("SOCV_DATA_DIR") {
+        return std::path::PathBuf::from(d);
+    }
+    dirs::data_dir()
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join("socv")
+}
 
 /// The API version; socv refuses a daemon whose major version differs.
 pub const API_VERSION: &str = "1.0";
