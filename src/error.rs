@@ -54,6 +54,17 @@ pub enum Error {
         none_healthy: bool,
     },
 
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) stopped socv before it was done; what it held was
+    /// given back first.
+    #[error("stopped by {signal} while {doing}")]
+    Interrupted {
+        signal: &'static str,
+        doing: String,
+        /// It came while waiting for a board: `socv lease` documents that as "no board in
+        /// time" (exit 3); anything else is 130, as for any process stopped by SIGINT.
+        waiting_for_board: bool,
+    },
+
     #[error("{0}")]
     NotFound(String),
 
@@ -130,6 +141,11 @@ impl Error {
             | Error::NotADaemon { .. }
             | Error::StoreUnavailable { .. } => exit_codes::DAEMON_UNAVAILABLE,
             Error::NoBoard { .. } => exit_codes::NO_BOARD,
+            Error::Interrupted {
+                waiting_for_board: true,
+                ..
+            } => exit_codes::NO_BOARD,
+            Error::Interrupted { .. } => exit_codes::INTERRUPTED,
             Error::NotFound(_) | Error::LeaseEnded { .. } => exit_codes::NOT_FOUND,
             Error::PermissionDenied { .. } => exit_codes::PERMISSION_DENIED,
             Error::LabFailure(_) => exit_codes::LAB_FAILURE,

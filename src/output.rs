@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
 use serde::Serialize;
-use socv_api::Lease;
+use socv_api::{Availability, BoardView, Lease};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -179,6 +179,31 @@ pub fn lease_details(lease: &Lease, now_ms: u64) -> String {
         text.push_str(&format!("{key:<9} {value}\n"));
     }
     text
+}
+
+/// The boards table for people.
+pub fn boards_table(boards: &[BoardView], now_ms: u64) -> String {
+    table(
+        &[
+            "BOARD", "FAMILY", "LOCATION", "STATE", "HEALTH", "HOLDER", "EXPIRES", "FAILURES",
+        ],
+        boards.iter().map(|b| {
+            let leased = b.availability == Availability::Leased;
+            vec![
+                b.id.clone(),
+                b.family.clone(),
+                b.location.clone(),
+                b.availability.to_string(),
+                b.health.to_string(),
+                b.holder.clone().filter(|_| leased).unwrap_or_default(),
+                b.lease_expires_at_ms
+                    .filter(|_| leased)
+                    .map(|at| relative(at, now_ms))
+                    .unwrap_or_default(),
+                b.failures.to_string(),
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]

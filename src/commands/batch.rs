@@ -3,11 +3,11 @@
 
 use crate::cli::parse_duration;
 use crate::client::Client;
-use crate::commands::run::{self, RunArgs, RunOutput};
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::output;
 use crate::report::{self, CaseStatus, RunResult};
+use crate::run::{self, RunOutput, RunSpec};
 use crate::session::LocalFile;
 use crate::signals::{Signals, Stop};
 use clap::Args;
@@ -117,8 +117,7 @@ struct PlannedTest {
     at: Location,
     target_at: Location,
     index: usize,
-    args: RunArgs,
-    file: Arc<LocalFile>,
+    spec: RunSpec,
     repeat: u32,
 }
 
@@ -311,22 +310,13 @@ async fn load_plan(path: &Path) -> Result<Vec<PlannedTest>> {
             at,
             target_at,
             index,
-            args: RunArgs {
-                target,
-                binary: binary_path,
+            spec: RunSpec {
                 args: test.args.clone(),
                 timeout,
-                power_cycle: false,
                 retries,
-                lease: None,
-                location: None,
-                priority: None,
                 wait,
-                junit: None,
-                json: false,
-                no_record: false,
+                ..RunSpec::new(target, file)
             },
-            file,
             repeat,
         });
     }
@@ -338,7 +328,7 @@ async fn load_plan(path: &Path) -> Result<Vec<PlannedTest>> {
 fn check_targets(path: &Path, plan: &[PlannedTest], boards: &[BoardView]) -> Result<usize> {
     let mut families: Vec<&str> = Vec::new();
     for test in plan {
-        let target = &test.args.target;
+        let target = &test.spec.target;
         let family = boards
             .iter()
             .find(|b| b.id == *target || b.family == *target)
@@ -372,8 +362,7 @@ struct Job {
     /// Its place in the summary.
     slot: usize,
     name: String,
-    args: RunArgs,
-    file: Arc<LocalFile>,
+    spec: RunSpec,
 }
 
 pub async fn run(client: &Client, args: BatchArgs) -> Result<i32> {
@@ -397,8 +386,7 @@ pub async fn run(client: &Client, args: BatchArgs) -> Result<i32> {
             jobs.push(Job {
                 slot: jobs.len(),
                 name,
-                args: test.args.clone(),
-                file: test.file.clone(),
+                spec: test.spec.clone(),
             });
         }
     }
@@ -487,25 +475,25 @@ async fn run_job(
         let mut result = RunResult::new(
             socv_api::new_id("r"),
             report::BinaryInfo {
-                path: job.args.binary.display().to_string(),
-                sha256: job.file.sha256().to_owned(),
+                path: job.spec.binary.path().display().to_string(),
+                sha256: job.spec.binary.sha256().to_owned(),
             },
             queued,
             output::now_ms(),
             exit_codes::INTERRUPTED,
         );
-        result.args = job.args.args.clone();
+        result.args = job.spec.args.clone();
         result.error = Some("stopped before it started".to_owned());
         return (job.slot, result);
     }
-    let line = progress.start(&job.name, &job.args.target);
+    let line = progress.start(&job.name, &job.spec.target);
     let shown = line.clone();
     let name = job.name.clone();
     let out = RunOutput::hidden(move |lease| {
         shown.set_message(format!("{name}  on {}", lease.board_id));
     });
     let mut signals = Signals::following(stop);
-    let (result, _) = run::execute(&client, &job.args, &job.file, out, &mut signals).await;
+    let (result, _) = run::execute(&client, &job.spec, out, &mut signals).await;
     drop(permit);
     progress.done(line, &job.name, &result);
     (job.slot, result)
@@ -653,13 +641,13 @@ mod tests {
         .unwrap();
         assert_eq!(tests.len(), 2);
         assert_eq!(tests[0].repeat, 3);
-        assert_eq!(tests[0].args.target, "socA");
-        assert_eq!(tests[0].args.timeout, Duration::from_secs(600));
-        assert_eq!(tests[0].args.retries, 1);
-        assert_eq!(tests[0].args.args, ["--quick"]);
-        assert_eq!(tests[0].args.binary, dir.path().join("t.sh"));
-        assert_eq!(tests[1].args.target, "soc-a-002");
-        assert_eq!(tests[1].args.timeout, Duration::from_secs(1800));
+        assert_eq!(tests[0].spec.target, "socA");
+        assert_eq!(tests[0].spec.timeout, Duration::from_secs(600));
+        assert_eq!(tests[0].spec.retries, 1);
+        assert_eq!(tests[0].spec.args, ["--quick"]);
+        assert_eq!(tests[0].spec.binary.path(), dir.path().join("t.sh"));
+        assert_eq!(tests[1].spec.target, "soc-a-002");
+        assert_eq!(tests[1].spec.timeout, Duration::from_secs(1800));
     }
 
     #[test]

@@ -4,7 +4,6 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::output;
 use clap::Args;
-use socv_api::{Availability, BoardView};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -44,32 +43,7 @@ pub async fn run(client: &Client, args: BoardsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    output::print(&render(&boards, output::now_ms()))
-}
-
-/// The boards table for people.
-pub fn render(boards: &[BoardView], now_ms: u64) -> String {
-    output::table(
-        &[
-            "BOARD", "FAMILY", "LOCATION", "STATE", "HEALTH", "HOLDER", "EXPIRES", "FAILURES",
-        ],
-        boards.iter().map(|b| {
-            let leased = b.availability == Availability::Leased;
-            vec![
-                b.id.clone(),
-                b.family.clone(),
-                b.location.clone(),
-                b.availability.to_string(),
-                b.health.to_string(),
-                b.holder.clone().filter(|_| leased).unwrap_or_default(),
-                b.lease_expires_at_ms
-                    .filter(|_| leased)
-                    .map(|at| output::relative(at, now_ms))
-                    .unwrap_or_default(),
-                b.failures.to_string(),
-            ]
-        }),
-    )
+    output::print(&output::boards_table(&boards, output::now_ms()))
 }
 
 #[cfg(test)]
@@ -78,6 +52,7 @@ mod tests {
     use crate::cli::{Cli, Command};
     use clap::Parser;
     use socv_api::BoardHealth;
+    use socv_api::{Availability, BoardView};
 
     const NOW: u64 = 1_750_000_000_000;
 
@@ -111,7 +86,7 @@ mod tests {
                 ..BoardView::default()
             },
         ];
-        insta::assert_snapshot!(render(&boards, NOW));
+        insta::assert_snapshot!(output::boards_table(&boards, NOW));
     }
 
     #[test]

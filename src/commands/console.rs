@@ -1,8 +1,8 @@
 //! `socv console`: your terminal on a board's console (raw, like telnet), left with `~.`.
 
 use crate::client::Client;
-use crate::commands::held;
 use crate::error::{Error, Result};
+use crate::lease::held;
 use crate::session::{BoardSession, ConsoleEnd};
 use clap::Args;
 use tokio::sync::mpsc;

@@ -2,9 +2,9 @@
 //! one real run on it: lease a board, push a sample test, run it, show the lab, release.
 
 use crate::client::{Client, LeaseAnswer};
-use crate::commands::{boards, held};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::lease::held;
 use crate::output;
 use crate::session::{BoardSession, LocalFile};
 use crate::signals::Signals;
@@ -167,6 +167,6 @@ async fn use_board(client: &Client, lease_id: &str) -> Result<i32> {
         tracing::debug!(error = %e, "logging out");
     }
     let lab = client.boards(None).await?;
-    output::print(&boards::render(&lab, output::now_ms()))?;
+    output::print(&output::boards_table(&lab, output::now_ms()))?;
     Ok(outcome.status)
 }

@@ -2,9 +2,9 @@
 
 use crate::cli::parse_duration;
 use crate::client::Client;
-use crate::commands::held;
 use crate::error::{Error, Result};
 use crate::exit_codes;
+use crate::lease::held;
 use crate::session::{BoardSession, TimedOutcome};
 use clap::Args;
 use std::time::Duration;

@@ -7,7 +7,6 @@ pub mod completions;
 pub mod console;
 pub mod demo;
 pub mod exec;
-pub mod held;
 pub mod history;
 pub mod lease;
 pub mod leases;

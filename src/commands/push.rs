@@ -1,8 +1,8 @@
 //! `socv push`: copy a file to a board you hold, through its console, verified by checksum.
 
 use crate::client::Client;
-use crate::commands::held;
 use crate::error::{Error, Result};
+use crate::lease::held;
 use crate::output;
 use crate::session::{BoardSession, LocalFile};
 use clap::Args;

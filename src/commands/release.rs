@@ -2,9 +2,9 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::lease::find;
 use crate::output;
 use clap::Args;
-use socv_api::Lease;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -53,13 +53,6 @@ pub async fn run(client: &Client, args: ReleaseArgs) -> Result<()> {
 }
 
 /// The active lease named by `target`: by lease id first, else the lease on that board.
-pub fn find<'a>(leases: &'a [Lease], target: &str) -> Option<&'a Lease> {
-    leases
-        .iter()
-        .find(|l| l.id == target)
-        .or_else(|| leases.iter().find(|l| l.board_id == target))
-}
-
 fn not_held(target: &str) -> Error {
     Error::NotFound(format!(
         "no lease or board named '{target}' is held by you (see `socv leases`)"
@@ -69,29 +62,6 @@ fn not_held(target: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lease(id: &str, board: &str) -> Lease {
-        Lease {
-            id: id.into(),
-            board_id: board.into(),
-            ..Lease::default()
-        }
-    }
-
-    #[test]
-    fn finds_by_id_before_board() {
-        let leases = vec![lease("l-1", "soc-a-001"), lease("soc-a-001", "soc-b-001")];
-        assert_eq!(find(&leases, "l-1").map(|l| l.id.as_str()), Some("l-1"));
-        assert_eq!(
-            find(&leases, "soc-a-001").map(|l| l.id.as_str()),
-            Some("soc-a-001")
-        );
-        assert_eq!(
-            find(&leases, "soc-b-001").map(|l| l.id.as_str()),
-            Some("soc-a-001")
-        );
-        assert_eq!(find(&leases, "x"), None);
-    }
 
     #[test]
     fn not_held_names_the_thing() {

@@ -2,7 +2,6 @@
 //! log in to its console.
 
 use crate::client::Client;
-use crate::commands::release::find;
 use crate::error::{Error, Result};
 use crate::session::SessionConfig;
 use socv_api::Lease;
@@ -39,6 +38,14 @@ pub async fn resolve(client: &Client, target: &str) -> Result<HeldBoard> {
     })
 }
 
+/// The lease named by `target`: a lease id first, else a board id.
+pub fn find<'a>(leases: &'a [Lease], target: &str) -> Option<&'a Lease> {
+    leases
+        .iter()
+        .find(|l| l.id == target)
+        .or_else(|| leases.iter().find(|l| l.board_id == target))
+}
+
 /// The session settings for a lease's console, with the board's own prompts.
 pub fn session_config(board: &str, console: &socv_api::Console) -> SessionConfig {
     let mut config = SessionConfig::from_console(board, console);
@@ -49,4 +56,32 @@ pub fn session_config(board: &str, console: &socv_api::Console) -> SessionConfig
         config.password_prompt = p.clone();
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(id: &str, board: &str) -> Lease {
+        Lease {
+            id: id.into(),
+            board_id: board.into(),
+            ..Lease::default()
+        }
+    }
+
+    #[test]
+    fn finds_by_id_before_board() {
+        let leases = vec![lease("l-1", "soc-a-001"), lease("soc-a-001", "soc-b-001")];
+        assert_eq!(find(&leases, "l-1").map(|l| l.id.as_str()), Some("l-1"));
+        assert_eq!(
+            find(&leases, "soc-a-001").map(|l| l.id.as_str()),
+            Some("soc-a-001")
+        );
+        assert_eq!(
+            find(&leases, "soc-b-001").map(|l| l.id.as_str()),
+            Some("soc-a-001")
+        );
+        assert_eq!(find(&leases, "x"), None);
+    }
 }
