@@ -1,11 +1,15 @@
-//! Telnet (RFC 854) as board consoles speak it: the byte codec and the option policy that
-//! works against busybox telnetd, ser2net and inetutils telnetd (see `reference/telnet.md`).
+//! Telnet (RFC 854) as board consoles speak it: the byte core, the option table and socv's codec.
 //!
 //! The crates that exist for telnet lose data after an escaped 0xFF or panic on input split
-//! across reads (measured), so the codec is ours: [`TelnetCodec`] turns the server's bytes into
-//! plain data and queues the answers to its option negotiation for the caller to write.
+//! across reads (measured, `reference/telnet.md` §6), so the protocol is ours. `wire` reads
+//! and writes the byte stream and `options` keeps the RFC 1143 state of every option.
+//! [`TelnetCodec`] is socv's end: it turns the server's bytes into plain data
+//! and queues the answers to its option negotiation for the caller to write, with the policy
+//! that works against busybox telnetd, ser2net and inetutils telnetd.
 
 mod codec;
+pub(crate) mod options;
+pub(crate) mod wire;
 
 pub use codec::{TelnetCodec, TelnetConfig, TelnetError};
 
