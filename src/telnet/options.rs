@@ -1,20 +1,23 @@
 //! The RFC 1143 option table: both sides of every option, and the answer each negotiation gets.
 //!
-//! The [`Policy`] of what to accept is the user's. The answers follow telnet.md §1.2: a `DO` or `WILL` is
+//! One table serves the client codec and the simulated board's telnetd; they differ only in
+//! the [`Policy`] of what they accept. The answers follow telnet.md §1.2: a `DO` or `WILL` is
 //! never left unanswered (inetutils telnetd waits forever for one), and a state that is
 //! already in effect is never acknowledged again, so a peer that repeats itself (ser2net sends
 //! `DO SGA` twice) gets no loop.
 
 use super::{DO, DONT, WILL, WONT};
 
-/// One side of one option, as RFC 1143 ("the Q method") keeps it. socv never asks for a change,
-/// it only answers, so the method's WANTNO/WANTYES states and queue bit never arise; what is
-/// left of it is the rule that prevents loops: answer only a request that changes the state.
+/// One side of one option, as RFC 1143 ("the Q method") keeps it. WANTNO and the queue bit
+/// are left out: neither socv nor the simulated board ever asks to turn an option off, nor
+/// changes its mind while a request is pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Q {
     #[default]
     No,
     Yes,
+    /// We asked for it and wait for the answer, which must not be answered again.
+    WantYes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +74,17 @@ impl OptionTable {
         }
     }
 
+    /// Asks the peer to let us do `option`: `Some(WILL)` to send, or `None` when the option
+    /// is not off (asking again would be answered again).
+    pub(crate) fn offer(&mut self, option: u8) -> Option<u8> {
+        ask(&mut self.sides[usize::from(option)].us, WILL)
+    }
+
+    /// Asks the peer to do `option`: `Some(DO)` to send, or `None` when it is not off.
+    pub(crate) fn request(&mut self, option: u8) -> Option<u8> {
+        ask(&mut self.sides[usize::from(option)].him, DO)
+    }
+
     /// Our side of `option`.
     pub(crate) fn local(&self, option: u8) -> Q {
         self.sides[usize::from(option)].us
@@ -82,7 +96,7 @@ impl OptionTable {
     }
 }
 
-/// The peer asks for a side.
+/// The peer asks for a side (or agrees to our request).
 fn enable(side: &mut Q, accept: bool, yes: u8, no: u8) -> Option<u8> {
     match *side {
         Q::No if accept => {
@@ -92,19 +106,35 @@ fn enable(side: &mut Q, accept: bool, yes: u8, no: u8) -> Option<u8> {
         // Refused each time it is asked: the state stays No, and a refusal needs no answer,
         // so this cannot loop.
         Q::No => Some(no),
+        Q::WantYes => {
+            *side = Q::Yes;
+            None
+        }
         Q::Yes => None,
     }
 }
 
-/// The peer turns a side off.
+/// The peer turns a side off (or refuses our request, which must always be accepted).
 fn disable(side: &mut Q, no: u8) -> Option<u8> {
     match *side {
         Q::Yes => {
             *side = Q::No;
             Some(no)
         }
+        Q::WantYes => {
+            *side = Q::No;
+            None
+        }
         Q::No => None,
     }
+}
+
+fn ask(side: &mut Q, verb: u8) -> Option<u8> {
+    if *side != Q::No {
+        return None;
+    }
+    *side = Q::WantYes;
+    Some(verb)
 }
 
 #[cfg(test)]
@@ -144,6 +174,32 @@ mod tests {
         assert_eq!(table.receive(DONT, 3), Some(WONT));
         assert_eq!((table.remote(1), table.local(3)), (Q::No, Q::No));
         assert_eq!(table.receive(WONT, 1), None, "already off");
+    }
+
+    #[test]
+    fn answers_to_our_requests_are_not_answered() {
+        let mut table = OptionTable::new(POLICY);
+        assert_eq!(
+            table.offer(1),
+            Some(WILL),
+            "offered even if we would refuse a DO"
+        );
+        assert_eq!(table.request(31), Some(DO));
+        assert_eq!(table.offer(1), None, "pending: not asked twice");
+        assert_eq!(table.local(1), Q::WantYes);
+        // Agreement and refusal of a pending request: silent (RFC 1143).
+        assert_eq!(table.receive(DO, 1), None);
+        assert_eq!(table.local(1), Q::Yes);
+        assert_eq!(table.receive(WONT, 31), None);
+        assert_eq!(table.remote(31), Q::No);
+        // Asked again after the refusal, then agreed: still silent.
+        assert_eq!(table.request(31), Some(DO));
+        assert_eq!(table.receive(WILL, 31), None);
+        assert_eq!(table.remote(31), Q::Yes);
+        // A DONT for a pending offer is accepted without an answer.
+        assert_eq!(table.offer(3), Some(WILL));
+        assert_eq!(table.receive(DONT, 3), None);
+        assert_eq!(table.local(3), Q::No);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! [`Parser`] turns bytes into [`Token`]s, keeping its place across reads because TCP splits any
 //! sequence anywhere (`IAC` at the end of one read, its verb at the start of the next). What a
-//! token means (which options to accept, what a NUL is worth) is the user's business.
+//! token means (which options to accept, what a NUL is worth) is the user's business: the
+//! client codec and the simulated board's telnetd read the same tokens with different rules.
 
 use super::{DO, DONT, IAC, SB, SE, WILL, WONT};
 use bytes::BufMut;
@@ -11,7 +12,7 @@ use bytes::BufMut;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Token<'a> {
     /// Data bytes with `IAC IAC` already unescaped; NVT rules are the reader's (see
-    /// [`put_client_data`]).
+    /// [`put_client_data`] and [`ServerLineEnds`]).
     Data(&'a [u8]),
     /// `IAC <command>` for a command without an argument (NOP, GA, DM, IP, AYT, a stray SE…).
     Command(u8),
@@ -215,6 +216,28 @@ pub(crate) fn put_client_data<B: BufMut>(dst: &mut B, data: &[u8], binary: bool)
     }
     for run in data.split(|&b| b == 0) {
         dst.put_slice(run);
+    }
+}
+
+/// Data as a server reads it (RFC 1123 §3.3.1, and what busybox telnetd does): `CR LF` and
+/// `CR NUL` are both one CR. The LF or NUL may come in the next read, hence the state.
+#[derive(Debug, Default)]
+pub(crate) struct ServerLineEnds {
+    /// The previous data byte was CR: a following LF or NUL belongs to it.
+    after_cr: bool,
+}
+
+impl ServerLineEnds {
+    pub(crate) fn put(&mut self, dst: &mut Vec<u8>, data: &[u8]) {
+        for &byte in data {
+            match byte {
+                b'\n' | 0 if self.after_cr => self.after_cr = false,
+                _ => {
+                    self.after_cr = byte == b'\r';
+                    dst.push(byte);
+                }
+            }
+        }
     }
 }
 
@@ -431,6 +454,17 @@ mod tests {
         let mut out = Vec::new();
         put_client_data(&mut out, b"a\r\0b\0", true);
         assert_eq!(out, b"a\r\0b\0");
+    }
+
+    #[test]
+    fn server_reads_cr_lf_and_cr_nul_as_cr_across_reads() {
+        let mut ends = ServerLineEnds::default();
+        let mut out = Vec::new();
+        ends.put(&mut out, b"a\r\nb\r\0c\nd\r");
+        assert_eq!(out, b"a\rb\rc\nd\r");
+        // The LF belongs to the CR that ended the previous read.
+        ends.put(&mut out, b"\n\r\r\n");
+        assert_eq!(out, b"a\rb\rc\nd\r\r\r");
     }
 
     #[test]
