@@ -119,38 +119,31 @@ impl Parser {
                         return Some(self.too_long(option));
                     }
                 }
-                State::SbIac(option) => match byte {
-                    IAC => {
-                        *pos += 1;
-                        self.state = State::Sb(option);
-                        if self.push_sb_byte(IAC) {
-                            return Some(self.too_long(option));
-                        }
+                State::SbIac(option) if byte == IAC => {
+                    *pos += 1;
+                    self.state = State::Sb(option);
+                    if self.push_sb_byte(IAC) {
+                        return Some(self.too_long(option));
                     }
-                    SE => {
+                }
+                State::SbIac(option) => {
+                    // A command other than SE means the peer forgot the SE: end the SB there
+                    // and read this byte (not consumed) as the command it is.
+                    let unterminated = byte != SE;
+                    if unterminated {
+                        self.state = State::Iac;
+                    } else {
                         *pos += 1;
                         self.state = State::Data;
-                        if !std::mem::take(&mut self.sb_discarding) {
-                            return Some(Token::Subnegotiation {
-                                option,
-                                payload: &self.sb,
-                                unterminated: false,
-                            });
-                        }
                     }
-                    // A command inside SB means the peer forgot the SE: end the SB there and
-                    // read this byte (not consumed) as the command it is.
-                    _ => {
-                        self.state = State::Iac;
-                        if !std::mem::take(&mut self.sb_discarding) {
-                            return Some(Token::Subnegotiation {
-                                option,
-                                payload: &self.sb,
-                                unterminated: true,
-                            });
-                        }
+                    if !std::mem::take(&mut self.sb_discarding) {
+                        return Some(Token::Subnegotiation {
+                            option,
+                            payload: &self.sb,
+                            unterminated,
+                        });
                     }
-                },
+                }
             }
         }
         None
