@@ -65,7 +65,7 @@ const POLICY: Policy = Policy {
 /// is left as it is. Commands (`NOP`, `GA`, `DM`, …) are swallowed and subnegotiations are
 /// skipped, except `TTYPE SEND`, which is answered.
 ///
-/// Every `DO`/`WILL` is answered after [`POLICY`]. The answers collect in a queue that the
+/// Every `DO`/`WILL` is answered after `POLICY`. The answers collect in a queue that the
 /// owner of the connection writes after each decode ([`TelnetCodec::take_replies`]). No state
 /// is ever acknowledged twice, so a server that repeats itself (ser2net sends `DO SGA` twice)
 /// gets no loop.
