@@ -1,52 +1,24 @@
-//! The server side of telnet (RFC 854) as a simulated board's telnetd speaks it: the greeting
-//! busybox telnetd sends, option negotiation without loops (RFC 1143), subnegotiation, IAC
-//! escaping, and NVT end-of-line handling, fed with whatever pieces TCP delivers.
+//! The simulated board's end of telnet: busybox telnetd's greeting and policy, NAWS, IP and AYT.
+//!
+//! The bytes, IAC escaping, NVT line ends and RFC 1143 negotiation are the shared core in
+//! `crate::telnet`, the one socv's own codec uses; this is only what a server adds to it.
 
-/// Interpret As Command.
-pub const IAC: u8 = 255;
-const DONT: u8 = 254;
-const DO: u8 = 253;
-const WONT: u8 = 252;
-const WILL: u8 = 251;
-const SB: u8 = 250;
-const AYT: u8 = 246;
-const IP: u8 = 244;
-const SE: u8 = 240;
+use crate::telnet::options::{OptionTable, Policy, Q};
+use crate::telnet::wire::{Parser, ServerLineEnds, Token, put_negotiation};
+use crate::telnet::{AYT, IP, option};
 
-pub const OPT_ECHO: u8 = 1;
-pub const OPT_SGA: u8 = 3;
-pub const OPT_NAWS: u8 = 31;
-
-const CR: u8 = b'\r';
-const LF: u8 = b'\n';
-const NUL: u8 = 0;
 /// What an interrupt (IAC IP) becomes on the board: the tty's VINTR character.
 const CTRL_C: u8 = 0x03;
 
 /// Longest subnegotiation payload kept; NAWS needs 4, the rest is ignored anyway.
 const MAX_SB: usize = 64;
 
-/// One side of one option, after RFC 1143 (without the queue bit: this server never changes
-/// its mind while a request is pending).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    No,
-    Yes,
-    /// We asked and wait for the answer.
-    WantYes,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Data,
-    Iac,
-    /// After IAC WILL/WONT/DO/DONT: the option byte comes next.
-    Verb(u8),
-    /// After IAC SB: the option byte comes next.
-    SbOption,
-    Sb,
-    SbIac,
-}
+/// Like busybox telnetd: we echo and suppress go-ahead, and let the client report its window
+/// size. No BINARY, so the CR NUL / CR LF rules stay on.
+const POLICY: Policy = Policy {
+    local: &[option::ECHO, option::SGA],
+    remote: &[option::NAWS, option::SGA, option::ECHO],
+};
 
 /// What one piece of client input meant.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -63,26 +35,17 @@ pub struct Decoded {
 /// The protocol state of one connection.
 #[derive(Debug)]
 pub struct TelnetServer {
-    state: State,
-    /// The previous data byte was CR: a following LF or NUL belongs to it.
-    after_cr: bool,
-    sb_option: u8,
-    sb: Vec<u8>,
-    /// Options on our (the server's) side.
-    ours: [Side; 256],
-    /// Options on the client's side.
-    theirs: [Side; 256],
+    parser: Parser,
+    line_ends: ServerLineEnds,
+    options: OptionTable,
 }
 
 impl Default for TelnetServer {
     fn default() -> Self {
         TelnetServer {
-            state: State::Data,
-            after_cr: false,
-            sb_option: 0,
-            sb: Vec::new(),
-            ours: [Side::No; 256],
-            theirs: [Side::No; 256],
+            parser: Parser::new(MAX_SB),
+            line_ends: ServerLineEnds::default(),
+            options: OptionTable::new(POLICY),
         }
     }
 }
@@ -95,164 +58,61 @@ impl TelnetServer {
     /// What busybox telnetd sends on connect: `DO ECHO, DO NAWS, WILL ECHO, WILL SGA`.
     /// Marks the four requests pending, so the client's answers are not answered again.
     pub fn greeting(&mut self) -> Vec<u8> {
-        self.theirs[usize::from(OPT_ECHO)] = Side::WantYes;
-        self.theirs[usize::from(OPT_NAWS)] = Side::WantYes;
-        self.ours[usize::from(OPT_ECHO)] = Side::WantYes;
-        self.ours[usize::from(OPT_SGA)] = Side::WantYes;
-        vec![
-            IAC, DO, OPT_ECHO, IAC, DO, OPT_NAWS, IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA,
-        ]
+        let mut out = Vec::new();
+        let asked = [
+            (self.options.request(option::ECHO), option::ECHO),
+            (self.options.request(option::NAWS), option::NAWS),
+            (self.options.offer(option::ECHO), option::ECHO),
+            (self.options.offer(option::SGA), option::SGA),
+        ];
+        for (verb, option) in asked {
+            if let Some(verb) = verb {
+                put_negotiation(&mut out, verb, option);
+            }
+        }
+        out
     }
 
     /// Whether we echo the client's input (we offered it and the client did not refuse).
     pub fn we_echo(&self) -> bool {
-        self.ours[usize::from(OPT_ECHO)] != Side::No
+        self.options.local(option::ECHO) != Q::No
     }
 
     /// Feeds one piece of client input; any split of the stream gives the same result.
     pub fn decode(&mut self, input: &[u8]) -> Decoded {
         let mut out = Decoded::default();
-        for &byte in input {
-            self.step(byte, &mut out);
+        let mut pos = 0;
+        while let Some(token) = self.parser.next(input, &mut pos) {
+            match token {
+                Token::Data(data) => self.line_ends.put(&mut out.data, data),
+                Token::Command(IP) => self.line_ends.put(&mut out.data, &[CTRL_C]),
+                Token::Command(AYT) => out.replies.extend_from_slice(b"\r\n[Yes]\r\n"),
+                // NOP, GA, DM, BRK, AO, EC, EL, EOR, a stray SE: nothing to do.
+                Token::Command(_) => {}
+                Token::Negotiation { verb, option } => {
+                    if let Some(answer) = self.options.receive(verb, option) {
+                        put_negotiation(&mut out.replies, answer, option);
+                    }
+                }
+                // A malformed SB (cut short by a command) is dropped, as telnetds do; the
+                // command itself comes next and is honoured.
+                Token::Subnegotiation {
+                    option: option::NAWS,
+                    payload: &[w_hi, w_lo, h_hi, h_lo],
+                    unterminated: false,
+                } => {
+                    let cols = u16::from_be_bytes([w_hi, w_lo]);
+                    let rows = u16::from_be_bytes([h_hi, h_lo]);
+                    // 0 means "unknown" (RFC 1073): keep the size we have.
+                    if cols > 0 && rows > 0 {
+                        out.window = Some((cols, rows));
+                    }
+                }
+                Token::Subnegotiation { .. } | Token::SubnegotiationTooLong { .. } => {}
+            }
         }
         out
     }
-
-    fn step(&mut self, byte: u8, out: &mut Decoded) {
-        match self.state {
-            State::Data => match byte {
-                IAC => self.state = State::Iac,
-                // RFC 1123: a server treats CR LF and CR NUL as CR (as busybox telnetd does).
-                LF | NUL if self.after_cr => self.after_cr = false,
-                _ => {
-                    self.after_cr = byte == CR;
-                    out.data.push(byte);
-                }
-            },
-            State::Iac => {
-                self.state = State::Data;
-                match byte {
-                    IAC => {
-                        self.after_cr = false;
-                        out.data.push(IAC);
-                    }
-                    WILL | WONT | DO | DONT => self.state = State::Verb(byte),
-                    SB => self.state = State::SbOption,
-                    IP => {
-                        self.after_cr = false;
-                        out.data.push(CTRL_C);
-                    }
-                    AYT => out.replies.extend_from_slice(b"\r\n[Yes]\r\n"),
-                    // NOP, GA, DM, BRK, AO, EC, EL, EOR, a stray SE: nothing to do.
-                    _ => {}
-                }
-            }
-            State::Verb(verb) => {
-                self.state = State::Data;
-                self.negotiate(verb, byte, &mut out.replies);
-            }
-            State::SbOption => {
-                self.sb_option = byte;
-                self.sb.clear();
-                self.state = State::Sb;
-            }
-            State::Sb => match byte {
-                IAC => self.state = State::SbIac,
-                _ => self.sb_byte(byte),
-            },
-            State::SbIac => match byte {
-                IAC => {
-                    self.sb_byte(IAC);
-                    self.state = State::Sb;
-                }
-                SE => {
-                    self.state = State::Data;
-                    self.subnegotiation(out);
-                }
-                // A malformed SB (IAC and something else): end it there and take the byte as
-                // the command it says it is, as telnetds do, instead of swallowing the stream.
-                _ => {
-                    self.sb.clear();
-                    self.state = State::Iac;
-                    self.step(byte, out);
-                }
-            },
-        }
-    }
-
-    fn sb_byte(&mut self, byte: u8) {
-        if self.sb.len() < MAX_SB {
-            self.sb.push(byte);
-        }
-    }
-
-    fn subnegotiation(&mut self, out: &mut Decoded) {
-        if self.sb_option == OPT_NAWS && self.sb.len() == 4 {
-            let cols = u16::from_be_bytes([self.sb[0], self.sb[1]]);
-            let rows = u16::from_be_bytes([self.sb[2], self.sb[3]]);
-            // 0 means "unknown" (RFC 1073): keep the size we have.
-            if cols > 0 && rows > 0 {
-                out.window = Some((cols, rows));
-            }
-        }
-        self.sb.clear();
-    }
-
-    /// Answers one WILL/WONT/DO/DONT so that a state is never acknowledged twice (no loops)
-    /// and a refusal is always accepted.
-    fn negotiate(&mut self, verb: u8, option: u8, replies: &mut Vec<u8>) {
-        let index = usize::from(option);
-        match verb {
-            WILL => match self.theirs[index] {
-                Side::No if matches!(option, OPT_NAWS | OPT_SGA | OPT_ECHO) => {
-                    self.theirs[index] = Side::Yes;
-                    replies.extend_from_slice(&[IAC, DO, option]);
-                }
-                Side::No => replies.extend_from_slice(&[IAC, DONT, option]),
-                Side::WantYes => self.theirs[index] = Side::Yes,
-                Side::Yes => {}
-            },
-            WONT => match self.theirs[index] {
-                Side::Yes => {
-                    self.theirs[index] = Side::No;
-                    replies.extend_from_slice(&[IAC, DONT, option]);
-                }
-                Side::WantYes => self.theirs[index] = Side::No,
-                Side::No => {}
-            },
-            DO => match self.ours[index] {
-                // Like busybox: no BINARY, so CR NUL / CR LF rules stay on.
-                Side::No if matches!(option, OPT_ECHO | OPT_SGA) => {
-                    self.ours[index] = Side::Yes;
-                    replies.extend_from_slice(&[IAC, WILL, option]);
-                }
-                Side::No => replies.extend_from_slice(&[IAC, WONT, option]),
-                Side::WantYes => self.ours[index] = Side::Yes,
-                Side::Yes => {}
-            },
-            DONT => match self.ours[index] {
-                Side::Yes => {
-                    self.ours[index] = Side::No;
-                    replies.extend_from_slice(&[IAC, WONT, option]);
-                }
-                Side::WantYes => self.ours[index] = Side::No,
-                Side::No => {}
-            },
-            _ => {}
-        }
-    }
-}
-
-/// Board output as it goes on the wire: every 0xFF doubled.
-pub fn escape(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 64);
-    for &byte in data {
-        out.push(byte);
-        if byte == IAC {
-            out.push(IAC);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -364,11 +224,5 @@ mod tests {
         let out = decode_any_split(&[255, 250, 31, 1, 255, 251, 24, b'q']);
         assert_eq!(out.replies, [255, 254, 24]);
         assert_eq!(out.data, b"q");
-    }
-
-    #[test]
-    fn escapes_iac_in_output() {
-        assert_eq!(escape(&[1, 255, 2]), [1, 255, 255, 2]);
-        assert_eq!(escape(b"plain"), b"plain");
     }
 }

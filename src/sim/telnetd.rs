@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use super::board::Board;
 use super::fault::Fault;
 use super::shell::Shell;
-use super::telnet::{TelnetServer, escape};
+use super::telnet::TelnetServer;
 use super::{Settings, SimBoard};
+use crate::telnet::wire::put_escaped;
 
 /// busybox login gives up after this many wrong logins and the connection closes.
 const MAX_LOGIN_ATTEMPTS: u32 = 3;
@@ -40,7 +41,9 @@ struct Console<IO> {
 impl<IO: AsyncRead + AsyncWrite> Console<IO> {
     /// Board output, IAC-escaped.
     async fn send(&mut self, text: &[u8]) -> io::Result<()> {
-        self.writer.write_all(&escape(text)).await
+        let mut wire = Vec::with_capacity(text.len() + text.len() / 64);
+        put_escaped(&mut wire, text);
+        self.writer.write_all(&wire).await
     }
 
     /// Takes one piece of client input: notes the window size, keeps the data, and returns

@@ -1,8 +1,15 @@
-//! [`TelnetCodec`]: a `tokio_util::codec` decoder and encoder for the telnet byte stream, with
-//! RFC 1143 option negotiation whose answers are queued for the caller to send.
+//! [`TelnetCodec`]: socv's end of a board's telnet connection, as a `tokio_util::codec` pair.
+//!
+//! The bytes go through the shared `wire` core and the negotiation through the shared
+//! `options` table; what is socv's own here is the policy (telnet.md §1.2), the answers to
+//! `TTYPE SEND` and NAWS, and the error for a subnegotiation that never ends.
 
-use super::{DO, DONT, IAC, SB, SE, WILL, WONT, option};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use super::options::{OptionTable, Policy, Q};
+use super::wire::{
+    ClientLineEnds, Parser, Token, put_client_data, put_negotiation, put_subnegotiation,
+};
+use super::{WILL, option};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// What socv tells the server about its terminal.
@@ -42,40 +49,13 @@ pub enum TelnetError {
     Io(#[from] std::io::Error),
 }
 
-/// One side of an option, as RFC 1143 ("the Q method") keeps it. socv never asks for a change,
-/// it only answers, so the method's WANTNO/WANTYES states and queue bit never arise; what is
-/// left of it is the rule that prevents loops: answer only a request that changes the state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Q {
-    #[default]
-    No,
-    Yes,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct OptionState {
-    /// Whether we do it (changed by DO/DONT, answered with WILL/WONT).
-    us: Q,
-    /// Whether the server does it (changed by WILL/WONT, answered with DO/DONT).
-    him: Q,
-}
-
-/// Where the decoder stands in the byte stream; kept across `decode` calls because any
-/// sequence can be split across reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Data,
-    /// After an IAC in data.
-    Iac,
-    /// After `IAC WILL|WONT|DO|DONT`, waiting for the option byte.
-    Verb(u8),
-    /// After `IAC SB`, waiting for the option byte.
-    SbOption,
-    /// Inside `IAC SB opt …`.
-    Sb(u8),
-    /// After an IAC inside a subnegotiation.
-    SbIac(u8),
-}
+/// What socv accepts: the server's ECHO, SGA and BINARY, and our SGA, BINARY, NAWS and TTYPE.
+/// COM-PORT-OPTION (44) is refused: the port stays at ser2net's configured speed, which is
+/// harmless (telnet.md §1.2).
+const POLICY: Policy = Policy {
+    local: &[option::SGA, option::BINARY, option::NAWS, option::TTYPE],
+    remote: &[option::ECHO, option::SGA, option::BINARY],
+};
 
 /// The telnet codec of a board session.
 ///
@@ -85,11 +65,10 @@ enum State {
 /// is left as it is. Commands (`NOP`, `GA`, `DM`, …) are swallowed and subnegotiations are
 /// skipped, except `TTYPE SEND`, which is answered.
 ///
-/// Every `DO`/`WILL` is answered: the server's ECHO, SGA and BINARY are accepted, and our SGA,
-/// BINARY, NAWS and TTYPE; everything else (COM-PORT-OPTION 44 included) is refused. The
-/// answers collect in a queue that the owner of the connection writes after each decode
-/// ([`TelnetCodec::take_replies`]). No state is ever acknowledged twice, so a server that
-/// repeats itself (ser2net sends `DO SGA` twice) gets no loop.
+/// Every `DO`/`WILL` is answered after `POLICY`. The answers collect in a queue that the
+/// owner of the connection writes after each decode ([`TelnetCodec::take_replies`]). No state
+/// is ever acknowledged twice, so a server that repeats itself (ser2net sends `DO SGA` twice)
+/// gets no loop.
 ///
 /// Encoding doubles 0xFF and, until we agree to BINARY, sends a CR that is not followed by LF
 /// as `CR NUL`. socv ends its lines with a bare `\n`, the one terminator that works on every
@@ -97,17 +76,12 @@ enum State {
 #[derive(Debug)]
 pub struct TelnetCodec {
     config: TelnetConfig,
-    state: State,
-    options: Box<[OptionState; 256]>,
+    parser: Parser,
+    options: OptionTable,
     /// Data decoded but not yet returned (kept when an error interrupts a decode).
     data: BytesMut,
-    /// Payload of the subnegotiation being read.
-    sb: BytesMut,
-    /// The current subnegotiation is too long and is being skipped up to its `IAC SE`.
-    sb_discarding: bool,
     replies: BytesMut,
-    /// The last data byte encoded was a CR whose NUL is owed unless an LF comes next.
-    encoded_cr: bool,
+    line_ends: ClientLineEnds,
 }
 
 impl Default for TelnetCodec {
@@ -119,14 +93,12 @@ impl Default for TelnetCodec {
 impl TelnetCodec {
     pub fn new(config: TelnetConfig) -> Self {
         TelnetCodec {
+            parser: Parser::new(config.max_subnegotiation),
             config,
-            state: State::Data,
-            options: Box::new([OptionState::default(); 256]),
+            options: OptionTable::new(POLICY),
             data: BytesMut::new(),
-            sb: BytesMut::new(),
-            sb_discarding: false,
             replies: BytesMut::new(),
-            encoded_cr: false,
+            line_ends: ClientLineEnds::default(),
         }
     }
 
@@ -137,234 +109,57 @@ impl TelnetCodec {
 
     /// Whether the server has agreed to do `option` (e.g. [`option::ECHO`]).
     pub fn remote_enabled(&self, option: u8) -> bool {
-        self.options[usize::from(option)].him == Q::Yes
+        self.options.remote(option) == Q::Yes
     }
 
     /// Whether we have agreed to do `option` (e.g. [`option::NAWS`]).
     pub fn local_enabled(&self, option: u8) -> bool {
-        self.options[usize::from(option)].us == Q::Yes
+        self.options.local(option) == Q::Yes
     }
 
-    fn accept_remote(option: u8) -> bool {
-        matches!(option, option::ECHO | option::SGA | option::BINARY)
-    }
-
-    fn accept_local(option: u8) -> bool {
-        matches!(
-            option,
-            option::SGA | option::BINARY | option::NAWS | option::TTYPE
-        )
-    }
-
-    fn reply(&mut self, verb: u8, option: u8) {
-        self.replies.put_slice(&[IAC, verb, option]);
-    }
-
-    fn reply_subnegotiation(&mut self, option: u8, payload: &[u8]) {
-        self.replies.put_slice(&[IAC, SB, option]);
-        put_escaped(&mut self.replies, payload);
-        self.replies.put_slice(&[IAC, SE]);
-    }
-
-    fn send_naws(&mut self) {
-        let (w, h) = self.config.window;
-        let mut payload = [0u8; 4];
-        payload[..2].copy_from_slice(&w.to_be_bytes());
-        payload[2..].copy_from_slice(&h.to_be_bytes());
-        self.reply_subnegotiation(option::NAWS, &payload);
-    }
-
-    /// RFC 1143 for one received `WILL`/`WONT`/`DO`/`DONT`.
-    fn negotiate(&mut self, verb: u8, opt: u8) {
-        let state = self.options[usize::from(opt)];
-        match verb {
-            WILL => {
-                let him = match state.him {
-                    Q::No if Self::accept_remote(opt) => {
-                        self.reply(DO, opt);
-                        Q::Yes
-                    }
-                    Q::No => {
-                        self.reply(DONT, opt);
-                        Q::No
-                    }
-                    Q::Yes => Q::Yes,
-                };
-                self.options[usize::from(opt)].him = him;
-            }
-            WONT => {
-                let him = match state.him {
-                    Q::No => Q::No,
-                    Q::Yes => {
-                        self.reply(DONT, opt);
-                        Q::No
-                    }
-                };
-                self.options[usize::from(opt)].him = him;
-            }
-            DO => {
-                let us = match state.us {
-                    Q::No if Self::accept_local(opt) => {
-                        self.reply(WILL, opt);
-                        if opt == option::NAWS {
-                            self.send_naws();
-                        }
-                        Q::Yes
-                    }
-                    Q::No => {
-                        self.reply(WONT, opt);
-                        Q::No
-                    }
-                    Q::Yes => Q::Yes,
-                };
-                self.options[usize::from(opt)].us = us;
-            }
-            DONT => {
-                let us = match state.us {
-                    Q::No => Q::No,
-                    Q::Yes => {
-                        self.reply(WONT, opt);
-                        Q::No
-                    }
-                };
-                self.options[usize::from(opt)].us = us;
-            }
-            _ => {}
-        }
-    }
-
-    /// A complete subnegotiation: only `TTYPE SEND` needs an answer.
-    fn subnegotiation(&mut self, opt: u8) {
-        const TTYPE_SEND: u8 = 1;
-        const TTYPE_IS: u8 = 0;
-        if opt == option::TTYPE && self.local_enabled(option::TTYPE) && self.sb[..] == [TTYPE_SEND]
-        {
-            let mut payload = vec![TTYPE_IS];
-            payload.extend_from_slice(self.config.terminal_type.as_bytes());
-            self.reply_subnegotiation(option::TTYPE, &payload);
-        }
-        self.sb.clear();
-    }
-
-    fn push_sb_byte(&mut self, opt: u8, byte: u8) -> Result<(), TelnetError> {
-        if self.sb_discarding {
-            return Ok(());
-        }
-        if self.sb.len() >= self.config.max_subnegotiation {
-            self.sb.clear();
-            self.sb_discarding = true;
-            return Err(TelnetError::SubnegotiationTooLong {
-                option: opt,
-                limit: self.config.max_subnegotiation,
-            });
-        }
-        self.sb.put_u8(byte);
-        Ok(())
-    }
-
-    fn end_subnegotiation(&mut self, opt: u8) {
-        if self.sb_discarding {
-            self.sb_discarding = false;
-            self.sb.clear();
-        } else {
-            self.subnegotiation(opt);
-        }
-    }
-
-    /// Runs the state machine over `src[*pos..]`, advancing `*pos` past every byte consumed,
-    /// so that bytes are looked at once, whatever the split of the reads.
+    /// Runs the shared parser over `src[*pos..]`, advancing `*pos` past every byte consumed.
     fn parse(&mut self, src: &[u8], pos: &mut usize) -> Result<(), TelnetError> {
-        while *pos < src.len() {
-            match self.state {
-                State::Data => {
-                    let rest = &src[*pos..];
-                    let binary = self.remote_enabled(option::BINARY);
-                    let run = rest
-                        .iter()
-                        .position(|&b| b == IAC || (b == 0 && !binary))
-                        .unwrap_or(rest.len());
-                    self.data.extend_from_slice(&rest[..run]);
-                    *pos += run;
-                    if let Some(&b) = rest.get(run) {
-                        *pos += 1;
-                        if b == IAC {
-                            self.state = State::Iac;
-                        }
-                        // else: a NUL outside BINARY, dropped.
-                    }
+        while let Some(token) = self.parser.next(src, pos) {
+            match token {
+                Token::Data(data) => {
+                    let binary = self.options.remote(option::BINARY) == Q::Yes;
+                    put_client_data(&mut self.data, data, binary);
                 }
-                State::Iac => {
-                    let b = src[*pos];
-                    *pos += 1;
-                    self.state = match b {
-                        IAC => {
-                            self.data.put_u8(IAC);
-                            State::Data
-                        }
-                        WILL | WONT | DO | DONT => State::Verb(b),
-                        SB => State::SbOption,
-                        // NOP, GA, DM, BRK, IP, AO, AYT, EC, EL, EOR, a stray SE: nothing to do.
-                        _ => State::Data,
+                // NOP, GA, DM, BRK, IP, AO, AYT, EC, EL, EOR, a stray SE: nothing to do.
+                Token::Command(_) => {}
+                Token::Negotiation { verb, option } => {
+                    let Some(answer) = self.options.receive(verb, option) else {
+                        continue;
                     };
-                }
-                State::Verb(verb) => {
-                    let opt = src[*pos];
-                    *pos += 1;
-                    self.state = State::Data;
-                    self.negotiate(verb, opt);
-                }
-                State::SbOption => {
-                    let opt = src[*pos];
-                    *pos += 1;
-                    self.sb.clear();
-                    self.sb_discarding = false;
-                    self.state = State::Sb(opt);
-                }
-                State::Sb(opt) => {
-                    let b = src[*pos];
-                    *pos += 1;
-                    if b == IAC {
-                        self.state = State::SbIac(opt);
-                    } else {
-                        self.push_sb_byte(opt, b)?;
+                    put_negotiation(&mut self.replies, answer, option);
+                    if answer == WILL && option == option::NAWS {
+                        let (w, h) = self.config.window;
+                        let mut size = [0u8; 4];
+                        size[..2].copy_from_slice(&w.to_be_bytes());
+                        size[2..].copy_from_slice(&h.to_be_bytes());
+                        put_subnegotiation(&mut self.replies, option::NAWS, &size);
                     }
                 }
-                State::SbIac(opt) => {
-                    let b = src[*pos];
-                    match b {
-                        IAC => {
-                            *pos += 1;
-                            self.state = State::Sb(opt);
-                            self.push_sb_byte(opt, IAC)?;
-                        }
-                        SE => {
-                            *pos += 1;
-                            self.state = State::Data;
-                            self.end_subnegotiation(opt);
-                        }
-                        // A command inside SB means the server forgot the SE: end the SB
-                        // there and read this byte as the command it is.
-                        _ => {
-                            self.end_subnegotiation(opt);
-                            self.state = State::Iac;
-                        }
+                // Even one that a command cut short: the server said what it had to say.
+                Token::Subnegotiation {
+                    option, payload, ..
+                } => {
+                    const TTYPE_SEND: u8 = 1;
+                    const TTYPE_IS: u8 = 0;
+                    let asked = option == option::TTYPE && payload == [TTYPE_SEND];
+                    if asked && self.options.local(option::TTYPE) == Q::Yes {
+                        let mut answer = vec![TTYPE_IS];
+                        answer.extend_from_slice(self.config.terminal_type.as_bytes());
+                        put_subnegotiation(&mut self.replies, option::TTYPE, &answer);
                     }
+                }
+                Token::SubnegotiationTooLong { option, limit } => {
+                    return Err(TelnetError::SubnegotiationTooLong { option, limit });
                 }
             }
         }
         Ok(())
     }
-}
-
-/// Appends `data` with every 0xFF doubled.
-fn put_escaped(dst: &mut BytesMut, data: &[u8]) {
-    let mut rest = data;
-    while let Some(i) = rest.iter().position(|&b| b == IAC) {
-        dst.put_slice(&rest[..=i]);
-        dst.put_u8(IAC);
-        rest = &rest[i + 1..];
-    }
-    dst.put_slice(rest);
 }
 
 impl Decoder for TelnetCodec {
@@ -388,30 +183,9 @@ impl Encoder<&[u8]> for TelnetCodec {
     type Error = TelnetError;
 
     fn encode(&mut self, data: &[u8], dst: &mut BytesMut) -> Result<(), TelnetError> {
-        if data.is_empty() {
-            return Ok(());
-        }
         dst.reserve(data.len() + 2);
-        if self.local_enabled(option::BINARY) {
-            self.encoded_cr = false;
-            put_escaped(dst, data);
-            return Ok(());
-        }
-        let mut rest = data;
-        if std::mem::take(&mut self.encoded_cr) && rest[0] != b'\n' {
-            dst.put_u8(0);
-        }
-        // NVT: a CR must be followed by LF or NUL.
-        while let Some(i) = rest.iter().position(|&b| b == b'\r') {
-            put_escaped(dst, &rest[..=i]);
-            match rest.get(i + 1) {
-                Some(b'\n') => {}
-                Some(_) => dst.put_u8(0),
-                None => self.encoded_cr = true,
-            }
-            rest = &rest[i + 1..];
-        }
-        put_escaped(dst, rest);
+        let binary = self.local_enabled(option::BINARY);
+        self.line_ends.put(dst, data, binary);
         Ok(())
     }
 }
@@ -419,6 +193,7 @@ impl Encoder<&[u8]> for TelnetCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telnet::{DO, DONT, IAC, SB, SE, WONT};
     use proptest::prelude::*;
 
     /// busybox telnetd 1.35.0 on connect (telnet.md §2.1).
@@ -546,7 +321,7 @@ mod tests {
         for opt in 0..=255u8 {
             let mut codec = TelnetCodec::default();
             let (_, replies) = feed(&mut codec, &[&[IAC, DO, opt, IAC, DO, opt]]);
-            let answer = if TelnetCodec::accept_local(opt) {
+            let answer = if POLICY.accepts_local(opt) {
                 WILL
             } else {
                 WONT
@@ -562,11 +337,7 @@ mod tests {
             assert_eq!(replies.len(), want, "DO {opt} twice");
 
             let (_, replies) = feed(&mut codec, &[&[IAC, WILL, opt, IAC, WILL, opt]]);
-            let answer = if TelnetCodec::accept_remote(opt) {
-                DO
-            } else {
-                DONT
-            };
+            let answer = if POLICY.accepts_remote(opt) { DO } else { DONT };
             assert_eq!(replies[..3], [IAC, answer, opt], "WILL {opt}");
             assert_eq!(
                 replies.len(),
@@ -669,7 +440,7 @@ mod tests {
         }
         assert_eq!(data, b"okafter");
         assert!(
-            codec.sb.capacity() <= 64,
+            codec.parser.held() <= 64,
             "the discarded payload was not kept"
         );
     }

@@ -1,11 +1,15 @@
-//! Telnet (RFC 854) as board consoles speak it: the byte codec and the option policy that
-//! works against busybox telnetd, ser2net and inetutils telnetd (see `reference/telnet.md`).
+//! Telnet (RFC 854) as board consoles speak it: the byte core, the option table and socv's codec.
 //!
 //! The crates that exist for telnet lose data after an escaped 0xFF or panic on input split
-//! across reads (measured), so the codec is ours: [`TelnetCodec`] turns the server's bytes into
-//! plain data and queues the answers to its option negotiation for the caller to write.
+//! across reads (measured, `reference/telnet.md` §6), so the protocol is ours. `wire` reads
+//! and writes the byte stream and `options` keeps the RFC 1143 state of every option; both
+//! ends use them. [`TelnetCodec`] is socv's end: it turns the server's bytes into plain data
+//! and queues the answers to its option negotiation for the caller to write, with the policy
+//! that works against busybox telnetd, ser2net and inetutils telnetd.
 
 mod codec;
+pub(crate) mod options;
+pub(crate) mod wire;
 
 pub use codec::{TelnetCodec, TelnetConfig, TelnetError};
 
@@ -21,10 +25,14 @@ pub const WONT: u8 = 252;
 pub const WILL: u8 = 251;
 /// Starts a subnegotiation: `IAC SB opt payload IAC SE`.
 pub const SB: u8 = 250;
+/// Are You There: the peer wants a sign of life.
+pub const AYT: u8 = 246;
+/// Interrupt Process: a server passes it on as the tty's interrupt character.
+pub const IP: u8 = 244;
 /// Ends a subnegotiation.
 pub const SE: u8 = 240;
 
-/// The telnet options socv knows by name; every other option is refused.
+/// The telnet options socv and the simulated board know by name; every other one is refused.
 pub mod option {
     /// RFC 856: 8-bit data without the CR NUL / CR LF rules (per direction).
     pub const BINARY: u8 = 0;
