@@ -12,6 +12,7 @@ use crate::session::LocalFile;
 use crate::signals::{Signals, Stop};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use leased::lab::located::YamlError;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 use socv_api::BoardView;
@@ -123,15 +124,11 @@ struct PlannedTest {
 
 /// A plan error: `plan.yaml:7:13: tests[2].binary: cannot read ...`.
 fn plan_error(file: &Path, at: Location, field: Option<&str>, message: &str) -> Error {
-    let place = if at.line() > 0 {
-        format!("{}:{}:{}", file.display(), at.line(), at.column())
-    } else {
-        file.display().to_string()
-    };
-    match field {
-        Some(field) => Error::Usage(format!("{place}: {field}: {message}")),
-        None => Error::Usage(format!("{place}: {message}")),
-    }
+    Error::Usage(
+        YamlError::at(file, at, message)
+            .with_field(field)
+            .to_string(),
+    )
 }
 
 /// The plan read leniently, only to find which test a strict parse error is in.
@@ -152,31 +149,14 @@ fn test_prefix(text: &str, line: u64) -> String {
         .map_or_else(String::new, |i| format!("tests[{i}]."))
 }
 
+/// A YAML error in the plan; an unknown field is named with the test it is in.
 fn yaml_error(file: &Path, text: &str, error: &serde_saphyr::Error) -> Error {
-    let mut error = error;
-    while let serde_saphyr::Error::WithSnippet { error: inner, .. }
-    | serde_saphyr::Error::AliasError { error: inner, .. } = error
-    {
-        error = inner;
+    let mut found = YamlError::from_serde(file, error);
+    if let Some(field) = &found.field {
+        let line = found.line.map_or(0, u64::from);
+        found.field = Some(format!("{}{field}", test_prefix(text, line)));
     }
-    let at = error.location().unwrap_or(Location::UNKNOWN);
-    match error {
-        serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } => plan_error(
-            file,
-            at,
-            Some(&format!("{}{field}", test_prefix(text, at.line()))),
-            &format!("unknown field; expected one of: {}", expected.join(", ")),
-        ),
-        other => {
-            let message = serde_saphyr::MessageFormatter::format_message(
-                &serde_saphyr::UserMessageFormatter,
-                other,
-            );
-            plan_error(file, at, None, &message)
-        }
-    }
+    Error::Usage(found.to_string())
 }
 
 /// Reads and checks the plan; nothing is leased here.

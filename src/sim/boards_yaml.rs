@@ -67,7 +67,8 @@ pub(crate) fn render(boards: &[SimBoard], login: &SimLogin, pdu_url: &str) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leased::lab::{Lab, PduConfig};
+    use leased::lab::Lab;
+    use leased::power::PduConfig;
     use std::path::{Path, PathBuf};
 
     fn board(id: &str, family: &str, port: u16, outlet: u32, pdu: &str) -> SimBoard {

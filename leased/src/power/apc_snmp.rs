@@ -1,17 +1,118 @@
-//! The `apc-snmp` driver: SNMP v1/v2c SET of an APC PowerNet-MIB outlet command (1 on, 2 off,
-//! 3 reboot, the same in sPDUOutletCtl, rPDUOutletControlOutletCommand and
-//! rPDU2OutletSwitchedControlCommand); `status` is a GET of the same object (1 on, 2 off).
+//! The `apc-snmp` driver: its fields in boards.yaml, its PowerNet-MIB OIDs, its SNMP requests.
+//!
+//! An SNMP v1/v2c SET of an outlet command (1 on, 2 off, 3 reboot, the same in sPDUOutletCtl,
+//! rPDUOutletControlOutletCommand and rPDU2OutletSwitchedControlCommand); `status` is a GET of
+//! the same object (1 on, 2 off).
 
-use super::Step;
+use super::{Answer, Driver, PduPolicy, Step};
 use crate::api::PowerState;
-use crate::lab::{ApcSnmpPdu, SnmpVersion};
+use crate::lab::fields::{PduFields, check_host};
+use crate::lab::{LabError, Secret};
 use snmp2::{AsyncSession, Oid, Value};
+
+/// An APC switched PDU driven over SNMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApcSnmpPdu {
+    /// Address of the PDU (default: the PDU's name in boards.yaml).
+    pub host: String,
+    /// UDP port (default 161).
+    pub port: u16,
+    /// Write community (default `private`).
+    pub community: Secret,
+    pub version: SnmpVersion,
+    pub mib: ApcMib,
+    pub policy: PduPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpVersion {
+    V1,
+    V2c,
+}
+
+/// Which PowerNet-MIB table controls the outlets; the APC models differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApcMib {
+    /// `sPDUOutletCtl`: MasterSwitch and older AP79xx.
+    SPdu,
+    /// `rPDUOutletControlOutletCommand`: Switched Rack PDU.
+    RPdu,
+    /// `rPDU2OutletSwitchedControlCommand`: AP84xx/86xx/89xx (the default).
+    RPdu2,
+}
+
+impl ApcMib {
+    /// The OID to SET for `outlet`; the values 1, 2 and 3 mean on, off and reboot in all three.
+    pub fn outlet_control_oid(self, outlet: u32) -> String {
+        let table = match self {
+            ApcMib::SPdu => "1.3.6.1.4.1.318.1.1.4.4.2.1.3",
+            ApcMib::RPdu => "1.3.6.1.4.1.318.1.1.12.3.3.1.1.4",
+            ApcMib::RPdu2 => "1.3.6.1.4.1.318.1.1.26.9.2.4.1.5",
+        };
+        format!("{table}.{outlet}")
+    }
+}
+
+impl Driver for ApcSnmpPdu {
+    const NAME: &'static str = "apc-snmp";
+    const FIELDS: &'static [&'static str] = &["host", "port", "community", "version", "mib"];
+
+    fn from_lab(f: &PduFields<'_>, policy: PduPolicy) -> Result<ApcSnmpPdu, LabError> {
+        let s = &f.scope;
+        let host = match f.get("host") {
+            Some(v) => s.address("host", v)?,
+            None => match check_host(f.name) {
+                Ok(()) => f.name.to_owned(),
+                Err(why) => return Err(f.missing("host", &format!("the PDU name {why}"))),
+            },
+        };
+        let port = f.or("port", 161, |v| s.integer("port", v, 1, 65535))?;
+        let community = f.or("community", "private".to_owned(), |v| {
+            s.credential("community", v, f.env)
+        })?;
+        let version = f.or("version", SnmpVersion::V2c, |v| {
+            s.choice(
+                "version",
+                v,
+                &[("1", SnmpVersion::V1), ("2c", SnmpVersion::V2c)],
+            )
+        })?;
+        let mib = f.or("mib", ApcMib::RPdu2, |v| {
+            s.choice(
+                "mib",
+                v,
+                &[
+                    ("sPDU", ApcMib::SPdu),
+                    ("rPDU", ApcMib::RPdu),
+                    ("rPDU2", ApcMib::RPdu2),
+                ],
+            )
+        })?;
+        Ok(ApcSnmpPdu {
+            host,
+            port,
+            community: Secret::new(community),
+            version,
+            mib,
+            policy,
+        })
+    }
+
+    /// The outlet command `reboot(3)`.
+    fn has_native_cycle(&self) -> bool {
+        true
+    }
+
+    async fn act(&self, _http: &reqwest::Client, outlet: u32, step: Step) -> Answer {
+        request(self, outlet, step).await
+    }
+}
 
 const ON: i64 = 1;
 const OFF: i64 = 2;
 const REBOOT: i64 = 3;
 
-pub(super) async fn act(pdu: &ApcSnmpPdu, outlet: u32, step: Step) -> Result<PowerState, String> {
+async fn request(pdu: &ApcSnmpPdu, outlet: u32, step: Step) -> Answer {
     let oid_text = pdu.mib.outlet_control_oid(outlet);
     let oid = parse_oid(&oid_text)?;
     let target = format!("{}:{}", pdu.host, pdu.port);
@@ -104,6 +205,44 @@ fn error_status_name(status: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::samples::{pdu, pdu_refused};
+    use crate::power::PduConfig;
+
+    #[test]
+    fn reads_its_fields() {
+        let apc = pdu(&[
+            "driver: apc-snmp",
+            "host: 10.0.9.9",
+            "port: 1161",
+            "community: ${PDU_PW}",
+            "version: 1",
+            "mib: spdu",
+        ]);
+        let Ok(PduConfig::ApcSnmp(apc)) = apc else {
+            panic!("{apc:?}");
+        };
+        assert_eq!((apc.host.as_str(), apc.port), ("10.0.9.9", 1161));
+        assert_eq!((apc.version, apc.mib), (SnmpVersion::V1, ApcMib::SPdu));
+        assert_eq!(apc.community.expose(), "pdu-secret");
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        pdu_refused(&[
+            (
+                &["driver: apc-snmp", "mib: xPDU"],
+                "mib: `xPDU` is not one of: sPDU, rPDU, rPDU2",
+            ),
+            (
+                &["driver: apc-snmp", "version: 3"],
+                "version: `3` is not one of: 1, 2c",
+            ),
+            (
+                &["driver: apc-snmp", "community: ${NOPE}"],
+                "environment variable NOPE is not set",
+            ),
+        ]);
+    }
 
     #[test]
     fn oids_and_error_names() {

@@ -1,20 +1,207 @@
-//! Power control of the boards' PDU outlets: one driver per `driver:` of boards.yaml, actions on
-//! one outlet serialised, failed actions retried a bounded number of times.
+//! Power control of the boards' PDU outlets: the one list of drivers, outlet locks, retries.
+//!
+//! Actions on one outlet are serialised and failed actions retried a bounded number of times.
+//!
+//! Each driver is one file here that owns its fields in boards.yaml, how they are checked, and
+//! its actions; `drivers!` lists them. What every driver shares (`retries`, `cycle_delay_s`,
+//! `timeout_s`, the outlet locks) stays in this file.
 //!
 //! A cycle is the driver's own (an http `cycle` URL, pdudaemon's `reboot`, APC `reboot(3)`, a
 //! command `cycle`) when it has one, else off, the PDU's `cycle_delay_s`, on. Either way the
 //! outlet's lock is held throughout, so no other request on that outlet runs in between.
 
-mod apc_snmp;
-mod command;
-mod http;
-mod pdudaemon;
+pub mod apc_snmp;
+pub mod command;
+pub mod http;
+pub mod pdudaemon;
 
 use crate::api::{PowerAction, PowerResult, PowerState};
-use crate::lab::{Board, Lab, OUTLET_PLACEHOLDER, PduConfig};
+use crate::lab::fields::{PduFields, shown};
+use crate::lab::{Board, Lab, LabError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The drivers, one entry each: the [`PduConfig`] variant and the driver file's config, which
+/// implements [`Driver`]. Errors list the drivers in this order.
+macro_rules! drivers {
+    ($($(#[$doc:meta])* $variant:ident($config:ty),)+) => {
+        /// How leased drives one PDU (an entry of `pdus:`, keyed by the boards' `pdu_host`).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum PduConfig {
+            $($(#[$doc])* $variant($config),)+
+        }
+
+        impl PduConfig {
+            /// The `driver:` name as written in boards.yaml.
+            pub fn driver(&self) -> &'static str {
+                match self {
+                    $(PduConfig::$variant(_) => <$config as Driver>::NAME,)+
+                }
+            }
+
+            pub fn policy(&self) -> &PduPolicy {
+                match self {
+                    $(PduConfig::$variant(pdu) => &pdu.policy,)+
+                }
+            }
+
+            fn has_native_cycle(&self) -> bool {
+                match self {
+                    $(PduConfig::$variant(pdu) => pdu.has_native_cycle(),)+
+                }
+            }
+
+            async fn act(&self, http: &reqwest::Client, outlet: u32, step: Step) -> Answer {
+                // Boxed: the drivers' futures are large, and the handler's would carry all.
+                match self {
+                    $(PduConfig::$variant(pdu) => Box::pin(pdu.act(http, outlet, step)).await,)+
+                }
+            }
+        }
+
+        const DRIVERS: &[DriverEntry] = &[$(DriverEntry {
+            name: <$config as Driver>::NAME,
+            fields: <$config as Driver>::FIELDS,
+            read: |fields, policy| {
+                <$config as Driver>::from_lab(fields, policy).map(PduConfig::$variant)
+            },
+        },)+];
+    };
+}
+
+drivers! {
+    /// `driver: http`: a PDU or smart plug with an HTTP API, one URL per action.
+    Http(http::HttpPdu),
+    /// `driver: pdudaemon`: a pdudaemon server drives the PDU.
+    Pdudaemon(pdudaemon::PdudaemonPdu),
+    /// `driver: apc-snmp`: an APC switched PDU, SNMP SET on its PowerNet-MIB outlet control.
+    ApcSnmp(apc_snmp::ApcSnmpPdu),
+    /// `driver: command`: local shell commands (a vendor CLI, a relay script).
+    Command(command::CommandPdu),
+}
+
+/// What a driver file provides: its entry of `pdus:` read and checked, and its actions. Its
+/// config also has the `policy: PduPolicy` that every driver reads.
+trait Driver: Sized {
+    /// The `driver:` name in boards.yaml.
+    const NAME: &'static str;
+    /// Its own fields, besides [`COMMON_FIELDS`].
+    const FIELDS: &'static [&'static str];
+
+    /// Reads the driver's own fields; only fields of [`Driver::FIELDS`] are there.
+    fn from_lab(fields: &PduFields<'_>, policy: PduPolicy) -> Result<Self, LabError>;
+
+    /// Whether the PDU power-cycles an outlet by itself; if not, a cycle is off, wait, on.
+    fn has_native_cycle(&self) -> bool;
+
+    /// One try of `step` on `outlet`.
+    async fn act(&self, http: &reqwest::Client, outlet: u32, step: Step) -> Answer;
+}
+
+/// What one try of a step came to: the outlet's state, or what the PDU answered, for people.
+type Answer = Result<PowerState, String>;
+
+/// One driver of [`DRIVERS`], for reading `pdus:`.
+struct DriverEntry {
+    name: &'static str,
+    fields: &'static [&'static str],
+    read: fn(&PduFields<'_>, PduPolicy) -> Result<PduConfig, LabError>,
+}
+
+/// Fields every driver accepts.
+const COMMON_FIELDS: &[&str] = &["driver", "retries", "cycle_delay_s", "timeout_s"];
+
+/// The placeholder that URL and command templates use for a board's outlet number.
+pub const OUTLET_PLACEHOLDER: &str = "{outlet}";
+
+impl PduConfig {
+    /// One entry of `pdus:`: its driver, then only the fields that driver knows.
+    pub(crate) fn from_lab(fields: &PduFields<'_>) -> Result<PduConfig, LabError> {
+        let known = || {
+            DRIVERS
+                .iter()
+                .map(|d| d.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let s = &fields.scope;
+        let Some(driver_name) = fields.get("driver") else {
+            return Err(s.err(
+                fields.at,
+                Some("driver"),
+                format!("missing; one of: {}", known()),
+            ));
+        };
+        let Some(driver) = DRIVERS.iter().find(|d| d.name == driver_name.value.trim()) else {
+            return Err(s.err(
+                driver_name.referenced,
+                Some("driver"),
+                format!(
+                    "unknown driver {}; known drivers: {}",
+                    shown(&driver_name.value),
+                    known()
+                ),
+            ));
+        };
+        for key in fields.keys() {
+            let key_name = key.value.as_str();
+            if !COMMON_FIELDS.contains(&key_name) && !driver.fields.contains(&key_name) {
+                let mut accepted = driver.fields.to_vec();
+                accepted.extend(COMMON_FIELDS.iter().filter(|f| **f != "driver"));
+                return Err(s.err(
+                    key.referenced,
+                    Some(key_name),
+                    format!(
+                        "not a field of the {} driver; its fields are: {}",
+                        driver.name,
+                        accepted.join(", ")
+                    ),
+                ));
+            }
+        }
+        (driver.read)(fields, PduPolicy::from_lab(fields)?)
+    }
+}
+
+/// Fields every driver accepts: `retries`, `cycle_delay_s`, `timeout_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PduPolicy {
+    /// Further attempts after a failed action (default 3).
+    pub retries: u32,
+    /// Off time of a power cycle that leased does as off, wait, on (default 2 s).
+    pub cycle_delay: Duration,
+    /// Limit for one attempt of one action (default 30 s; pdudaemon answers only when done).
+    pub timeout: Duration,
+}
+
+impl Default for PduPolicy {
+    fn default() -> Self {
+        PduPolicy {
+            retries: 3,
+            cycle_delay: Duration::from_secs(2),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PduPolicy {
+    fn from_lab(f: &PduFields<'_>) -> Result<PduPolicy, LabError> {
+        let s = &f.scope;
+        let defaults = PduPolicy::default();
+        Ok(PduPolicy {
+            retries: f.or("retries", defaults.retries, |v| {
+                s.integer("retries", v, 0, 10)
+            })?,
+            cycle_delay: f.or("cycle_delay_s", defaults.cycle_delay, |v| {
+                s.seconds("cycle_delay_s", v, 0.0, 600.0)
+            })?,
+            timeout: f.or("timeout_s", defaults.timeout, |v| {
+                s.seconds("timeout_s", v, 1.0, 600.0)
+            })?,
+        })
+    }
+}
 
 /// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -122,7 +309,7 @@ impl PowerController {
             PowerAction::On => target.retried(Step::On, &mut attempts).await?,
             PowerAction::Off => target.retried(Step::Off, &mut attempts).await?,
             PowerAction::Status => target.retried(Step::Status, &mut attempts).await?,
-            PowerAction::Cycle if target.has_native_cycle() => {
+            PowerAction::Cycle if pdu.has_native_cycle() => {
                 target.retried(Step::Cycle, &mut attempts).await?
             }
             PowerAction::Cycle => {
@@ -157,14 +344,6 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn has_native_cycle(&self) -> bool {
-        match self.pdu {
-            PduConfig::Http(p) => p.cycle.is_some(),
-            PduConfig::Pdudaemon(_) | PduConfig::ApcSnmp(_) => true,
-            PduConfig::Command(p) => p.cycle.is_some(),
-        }
-    }
-
     /// `step`, tried again after a failure up to the PDU's `retries`, each try within its
     /// `timeout`; the state after the step, or the last answer as the error.
     async fn retried(&self, step: Step, attempts: &mut u32) -> Result<PowerState, PowerError> {
@@ -208,15 +387,7 @@ impl Target<'_> {
 
     /// One try of `step`; the error is what the PDU answered, for people.
     async fn once(&self, step: Step) -> Result<PowerState, String> {
-        // Boxed: the drivers' futures are large, and the handler's would carry all four.
-        let state = match self.pdu {
-            PduConfig::Http(p) => Box::pin(http::act(self.http, p, self.outlet, step)).await?,
-            PduConfig::Pdudaemon(p) => {
-                Box::pin(pdudaemon::act(self.http, p, self.outlet, step)).await?
-            }
-            PduConfig::ApcSnmp(p) => Box::pin(apc_snmp::act(p, self.outlet, step)).await?,
-            PduConfig::Command(p) => Box::pin(command::act(p, self.outlet, step)).await?,
-        };
+        let state = self.pdu.act(self.http, self.outlet, step).await?;
         // A switch that succeeded without saying the state left the outlet as asked.
         Ok(match (state, step) {
             (PowerState::Unknown, Step::On | Step::Cycle) => PowerState::On,
@@ -278,6 +449,54 @@ fn on_off(on: bool) -> PowerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::samples::{edit, pdu_refused, refused};
+
+    #[test]
+    fn rejects_an_unknown_driver_listing_the_known_ones() {
+        refused(
+            &edit(3, "    driver: snmp"),
+            3,
+            &[
+                "PDU pdu-1: driver: unknown driver `snmp`; known drivers: http, pdudaemon, \
+                 apc-snmp, command",
+            ],
+        );
+        refused(
+            &edit(3, ""),
+            3,
+            &["PDU pdu-1: driver: missing; one of: http"],
+        );
+    }
+
+    #[test]
+    fn rejects_fields_of_another_driver() {
+        refused(
+            &edit(5, "    off: relay {outlet} off\n    community: x"),
+            6,
+            &[
+                "PDU pdu-1: community: not a field of the command driver",
+                "cycle",
+            ],
+        );
+    }
+
+    #[test]
+    fn rejects_bad_common_fields() {
+        pdu_refused(&[
+            (
+                &["driver: apc-snmp", "retries: 11"],
+                "retries: `11` is not a whole number from 0 to",
+            ),
+            (
+                &["driver: command", "on: a", "off: b", "cycle_delay_s: -1"],
+                "`-1` is not a number of",
+            ),
+            (
+                &["driver: command", "on: a", "off: b", "timeout_s: .nan"],
+                "timeout_s: `.nan` is not",
+            ),
+        ]);
+    }
 
     #[test]
     fn states_are_read_from_json_and_words() {
