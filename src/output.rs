@@ -6,7 +6,7 @@ use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, pr
 use serde::Serialize;
 use socv_api::{Availability, BoardView, Lease};
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Writes `text` (plus a newline when missing) to stdout. A closed pipe (`socv boards | head`)
 /// is not an error.
@@ -54,12 +54,8 @@ pub fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// Now as Unix milliseconds (the daemon's clock model).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
-}
+/// Now as Unix milliseconds: the clock model socv and leased share.
+pub use socv_api::time::now_ms;
 
 /// A duration the way people read it in a table: `45s`, `29m`, `1h05m`, `2d03h` (truncated).
 pub fn short_duration(d: Duration) -> String {
@@ -91,7 +87,7 @@ pub fn relative(at_ms: u64, now_ms: u64) -> String {
 
 /// A moment as RFC 3339 UTC, to the second: `2025-05-01T09:30:00Z`.
 pub fn timestamp(at_ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
+    humantime::format_rfc3339_seconds(socv_api::time::system_time(at_ms)).to_string()
 }
 
 /// A borderless table in the style of `docker ps`: upper-case headers, two spaces between

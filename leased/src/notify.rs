@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::time::{Backoff, now_ms};
 use crate::api::{CaseOutcome, ChannelStatus, Run, RunState};
 use crate::config::{NotifyConfig, NotifyOn};
 
@@ -30,10 +31,8 @@ use crate::config::{NotifyConfig, NotifyOn};
 pub struct RetryPolicy {
     /// Tries per notification and channel, the first one included (at least 1).
     pub attempts: u32,
-    /// The wait after the first failed try; it doubles after each further failure...
-    pub initial_backoff: Duration,
-    /// ...up to this.
-    pub max_backoff: Duration,
+    /// The wait after a failed try: `first` after the first, doubling up to `max`.
+    pub backoff: Backoff,
     /// How long one try may take.
     pub request_timeout: Duration,
     /// Notifications being delivered (or waiting to be retried) at once, per channel.
@@ -47,25 +46,11 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             attempts: 5,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(30),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             request_timeout: Duration::from_secs(10),
             max_in_flight: 8,
             queue_capacity: 1024,
         }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after the `failures`-th failed try (1-based).
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .checked_mul(factor)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
     }
 }
 
@@ -400,8 +385,8 @@ async fn deliver(inner: &Inner, channel: &Channel, body: Value, cancel: &Cancell
             return;
         }
         let wait = asked
-            .map_or(Duration::ZERO, |a| a.min(policy.max_backoff))
-            .max(policy.backoff(failures));
+            .map_or(Duration::ZERO, |a| a.min(policy.backoff.max))
+            .max(policy.backoff.after(failures));
         tracing::debug!(channel = channel.kind.name(), %error, ?wait, "notification retry");
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -414,10 +399,7 @@ async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
     let mut body = body.clone();
     if let (Kind::Feishu, Some(secret)) = (channel.kind, &channel.secret) {
         // Signed afresh on every try: Feishu wants a current timestamp.
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let ts = now_ms() / 1000;
         body["timestamp"] = Value::String(ts.to_string());
         body["sign"] = Value::String(feishu_sign(ts, secret));
     }
@@ -508,13 +490,6 @@ fn snippet(text: &str) -> String {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn format_duration(ms: u64) -> String {
@@ -675,11 +650,11 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_is_capped() {
+    fn the_default_backoff_doubles_from_one_second_and_is_capped_at_thirty() {
         let p = RetryPolicy::default();
-        let waits: Vec<u64> = (1..=7).map(|n| p.backoff(n).as_secs()).collect();
+        let waits: Vec<u64> = (1..=7).map(|n| p.backoff.after(n).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
-        assert_eq!(p.backoff(200), Duration::from_secs(30));
+        assert_eq!(p.backoff.after(200), Duration::from_secs(30));
     }
 
     #[test]

@@ -137,8 +137,10 @@ impl Receiver {
 fn fast() -> RetryPolicy {
     RetryPolicy {
         attempts: 3,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(40),
+        backoff: leased::api::time::Backoff::new(
+            Duration::from_millis(10),
+            Duration::from_millis(40),
+        ),
         request_timeout: Duration::from_secs(5),
         ..RetryPolicy::default()
     }

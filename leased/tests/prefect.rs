@@ -527,8 +527,10 @@ fn store() -> (tempfile::TempDir, Arc<Flaky>) {
 fn quick() -> DeliverOptions {
     DeliverOptions {
         poll: Duration::from_millis(100),
-        backoff_min: Duration::from_millis(100),
-        backoff_max: Duration::from_millis(500),
+        backoff: leased::api::time::Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+        ),
         ..DeliverOptions::default()
     }
 }

@@ -8,6 +8,8 @@
 //! Requests reject unknown fields (a typo must not be silently ignored); responses use
 //! `#[serde(default)]` so an older socv keeps reading a newer daemon's answers.
 
+pub mod time;
+
 use serde::{Deserialize, Serialize};
 
 /// A fresh id such as `l-3f2a9c81d0e4`: the prefix says what it names (`l` lease, `t` queue

@@ -15,6 +15,7 @@ pub mod command;
 pub mod http;
 pub mod pdudaemon;
 
+use crate::api::time::Backoff;
 use crate::api::{PowerAction, PowerResult, PowerState};
 use crate::lab::fields::{PduFields, shown};
 use crate::lab::{Board, Lab, LabError};
@@ -203,9 +204,8 @@ impl PduPolicy {
     }
 }
 
-/// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The pause before a retry: 250 ms, doubling up to 2 s.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
 /// How much of a PDU's answer an error quotes.
 const ANSWER_EXCERPT: usize = 200;
 
@@ -348,7 +348,7 @@ impl Target<'_> {
     /// `timeout`; the state after the step, or the last answer as the error.
     async fn retried(&self, step: Step, attempts: &mut u32) -> Result<PowerState, PowerError> {
         let policy = *self.pdu.policy();
-        let mut backoff = FIRST_BACKOFF;
+        let mut waits = BACKOFF.waits();
         let mut tries = 0;
         loop {
             tries += 1;
@@ -380,8 +380,7 @@ impl Target<'_> {
                     answer,
                 });
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(waits.next_wait()).await;
         }
     }
 

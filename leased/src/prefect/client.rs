@@ -14,13 +14,14 @@
 //! exponential backoff and jitter. Errors say what is wrong in words a person can act on.
 
 use super::FLOW_NAME;
+use crate::api::time::{now_ms, system_time};
 use crate::api::{CaseOutcome, LogLine, Run, RunState};
 use crate::config::PrefectConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Most log lines in one `POST /logs/`.
 pub const MAX_LINES_PER_POST: usize = 500;
@@ -356,6 +357,7 @@ impl PrefectClient {
         at_ms: u64,
     ) -> Result<StateOutcome, PrefectError> {
         let mut message = message.map(str::to_string);
+        // Prefect's own clock is the wall clock: a late state is told by it.
         let now = now_ms();
         if at_ms > 0 && now.saturating_sub(at_ms) > LATE_NOTE_AFTER_MS {
             let note = format!("(happened at {})", format_ms(at_ms));
@@ -1129,14 +1131,8 @@ fn url_without_credentials(url: &str) -> String {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn format_ms(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    humantime::format_rfc3339_millis(system_time(ms)).to_string()
 }
 
 fn format_us(us: u64) -> String {

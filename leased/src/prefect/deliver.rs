@@ -11,13 +11,14 @@
 //! 30 s) and reports the error in its status.
 
 use super::client::{LogRecord, PrefectClient, PrefectError, StateOutcome};
+use crate::api::time::{Backoff, Clock};
 use crate::api::{PrefectStatus, Run};
 use crate::store::{OutboxEntry, OutboxEvent, RunStore};
 use anyhow::{Context, anyhow};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -32,9 +33,8 @@ pub struct DeliverOptions {
     pub poll: Duration,
     /// How long a claim on the outbox lasts without renewal.
     pub claim_ttl: Duration,
-    /// First pause after a failed pass; it doubles up to `backoff_max`.
-    pub backoff_min: Duration,
-    pub backoff_max: Duration,
+    /// Pause after a failed pass: 1 s doubling to 30 s (a setting's error waits the longest).
+    pub backoff: Backoff,
     /// Most console lines of a run delivered in one step (the client posts them in batches).
     pub max_lines_per_step: usize,
 }
@@ -46,8 +46,7 @@ impl Default for DeliverOptions {
             concurrency: 2,
             poll: Duration::from_secs(1),
             claim_ttl: Duration::from_secs(30),
-            backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(30),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             max_lines_per_step: 2000,
         }
     }
@@ -125,6 +124,7 @@ pub struct Deliverer {
     /// artifact post yet: their artifacts need no look for what is already there.
     no_artifacts: Mutex<HashSet<String>>,
     claimed_at: Mutex<Option<Instant>>,
+    clock: Clock,
 }
 
 /// Caches are cleared beyond this many runs (they are only shortcuts).
@@ -162,7 +162,14 @@ impl Deliverer {
             logs_known: Mutex::new(HashSet::new()),
             no_artifacts: Mutex::new(HashSet::new()),
             claimed_at: Mutex::new(None),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads "now" (claims, delivery times) from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Deliverer {
+        self.clock = clock;
+        self
     }
 
     /// Delivers `n` runs at once (at least one).
@@ -184,7 +191,7 @@ impl Deliverer {
     /// Delivers until `stop` is cancelled. A pass cut short by the stop is repeated by the next
     /// daemon (every delivery is safe to repeat).
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = self.opts.backoff_min;
+        let mut waits = self.opts.backoff.waits();
         loop {
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -192,7 +199,7 @@ impl Deliverer {
             };
             match result {
                 Ok(pass) => {
-                    backoff = self.opts.backoff_min;
+                    waits.reset();
                     if pass.claimed && pass.acked > 0 && pass.backlog > 0 {
                         continue;
                     }
@@ -219,8 +226,13 @@ impl Deliverer {
                         c.error = Some(text.clone());
                         changed
                     };
+                    let backoff = waits.next_wait();
+                    let backoff = if configuration.is_some() {
+                        self.opts.backoff.max
+                    } else {
+                        backoff
+                    };
                     if configuration.is_some() {
-                        backoff = self.opts.backoff_max;
                         if changed {
                             tracing::error!(
                                 "delivering run history to Prefect: {text} (fix the setting; \
@@ -238,7 +250,6 @@ impl Deliverer {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(self.opts.backoff_max);
                 }
             }
         }
@@ -304,7 +315,7 @@ impl Deliverer {
         let ttl = self.opts.claim_ttl.as_millis() as u64;
         let ok = self
             .store
-            .outbox_claim(&self.owner, ttl, now_ms())
+            .outbox_claim(&self.owner, ttl, self.clock.now_ms())
             .await
             .context("claiming the outbox")?;
         *self.claimed_at.lock().unwrap() = ok.then(Instant::now);
@@ -339,7 +350,7 @@ impl Deliverer {
         let mut c = self.shared.status.lock().unwrap();
         c.delivered += seqs.len() as u64;
         c.backlog = c.backlog.saturating_sub(seqs.len() as u64);
-        c.last_delivery_ms = Some(now_ms());
+        c.last_delivery_ms = Some(self.clock.now_ms());
         Ok(())
     }
 
@@ -568,10 +579,4 @@ fn is_permanent(e: &anyhow::Error) -> bool {
             .is_some_and(PrefectError::is_permanent)
             || c.downcast_ref::<Orphan>().is_some()
     })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,6 +1,6 @@
 //! Counters for `/metrics` (Prometheus text format), plus gauges read from the store.
 
-use super::{AppState, now_ms};
+use super::AppState;
 use crate::api::BoardHealth;
 use axum::extract::State;
 use axum::http::header;
@@ -93,7 +93,7 @@ pub async fn get(State(state): State<AppState>) -> impl IntoResponse {
         "Queue tickets that lapsed (seen by this daemon).",
         &m.lapsed,
     );
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let up = state.store.ping().await.is_ok();
     let _ = writeln!(
         out,

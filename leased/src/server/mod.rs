@@ -3,23 +3,24 @@
 
 mod error;
 mod handlers;
-mod history;
 mod metrics;
+mod outbox;
+#[cfg(test)]
+mod paused;
 mod tls;
 
 pub use error::ApiError;
-pub use history::History;
 pub use metrics::Metrics;
+pub use outbox::Outbox;
 pub use tls::{ServerTls, TlsListener};
 
+use crate::api::time::Clock;
 use crate::api::{API_VERSION, API_VERSION_HEADER, MAX_BODY_BYTES};
 use crate::auth::{Auth, Caller};
 use crate::config::{Config, StoreSpec};
 use crate::lab::{Board, Lab};
 use crate::notify::Notifier;
-use crate::store::{
-    BoardKey, EmbeddedStore, LeaseStore, Millis, RedisStore, RunStore, Store, StoreError,
-};
+use crate::store::{BoardKey, EmbeddedStore, LeaseStore, RedisStore, RunStore, Store, StoreError};
 use crate::tls::CaBundle;
 use anyhow::Context;
 use axum::Router;
@@ -29,7 +30,7 @@ use axum::routing::{get, post};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -40,31 +41,25 @@ pub const LONG_POLL_MAX: Duration = Duration::from_secs(25);
 /// How often runs whose client is gone are looked for (and marked Crashed).
 const CRASH_CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
-
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: Config,
+    /// Where every handler and task reads "now" (a manual clock in tests).
+    pub clock: Clock,
     pub lab: Lab,
     pub boards: HashMap<String, Board>,
     pub store: Arc<dyn LeaseStore>,
     /// Run history, in the same store as the leases.
     pub runs: Arc<dyn RunStore>,
-    /// The outbox's delivery to Prefect.
-    pub history: History,
+    /// Empties the outbox: delivers it to Prefect, or sweeps it when there is no Prefect.
+    pub outbox: Outbox,
     pub notifier: Notifier,
     /// Queue tickets this daemon has seen waiting: since when, and whether a long wait was
     /// notified already.
-    pub waiting_since: std::sync::Mutex<HashMap<String, (std::time::Instant, bool)>>,
+    pub waiting_since: std::sync::Mutex<HashMap<String, (tokio::time::Instant, bool)>>,
     pub auth: Auth,
     pub metrics: Metrics,
     /// Drives the PDUs; serialises actions per outlet.
@@ -97,7 +92,7 @@ impl AppState {
         };
         let (since, notified) = waiting
             .entry(ticket.id.clone())
-            .or_insert((std::time::Instant::now(), false));
+            .or_insert((tokio::time::Instant::now(), false));
         let waited = since.elapsed();
         if !*notified && waited >= after {
             *notified = true;
@@ -143,6 +138,15 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 
 /// Like [`build`], with a store the caller opened (tests, benchmarks).
 pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+    build_with_clock(config, store, Clock::system()).await
+}
+
+/// Like [`build_with_store`], reading "now" from `clock` (a test's manual clock).
+pub async fn build_with_clock(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Clock,
+) -> anyhow::Result<AppState> {
     config.check()?;
     let ca = config
         .ca_cert
@@ -170,22 +174,27 @@ pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> anyhow::
         .context("building the HTTP client")?;
     let notifier = Notifier::new(&config.notify, http);
     let runs: Arc<dyn RunStore> = store.clone();
-    let history = History::new(&config, ca.as_ref(), runs.clone())?;
+    let outbox = Outbox::new(&config, ca.as_ref(), runs.clone(), &clock)?;
     let state = AppState(Arc::new(Inner {
         config,
+        clock,
         power,
         lab,
         boards,
         store,
         runs,
-        history,
+        outbox,
         notifier,
         waiting_since: Default::default(),
         auth,
         metrics: Metrics::default(),
         tls,
     }));
-    match state.store.sync_boards(&state.board_keys(), now_ms()).await {
+    match state
+        .store
+        .sync_boards(&state.board_keys(), state.clock.now_ms())
+        .await
+    {
         Ok(()) => {}
         // The maintenance loop registers the lab once the store answers.
         Err(StoreError::Unavailable(e)) => {
@@ -263,7 +272,7 @@ pub async fn serve_state(
     let maintenance = tokio::spawn(maintain(state.clone(), stop.clone()));
     let probe = tokio::spawn(probe_unhealthy(state.clone(), stop.clone()));
     let notifier = state.notifier.start(stop.clone());
-    let delivery = state.history.start(stop.clone());
+    let delivery = state.outbox.start(stop.clone());
     handlers::runs::crash_abandoned(&state).await;
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -351,7 +360,7 @@ async fn maintain(state: AppState, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = now_ms();
+        let now = state.clock.now_ms();
         match state.store.reap(now).await {
             Ok(report) => {
                 state.metrics.expired(report.expired.len());
@@ -414,7 +423,7 @@ async fn probe_unhealthy(state: AppState, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let Ok(boards) = state.store.boards(now_ms()).await else {
+        let Ok(boards) = state.store.boards(state.clock.now_ms()).await else {
             continue;
         };
         for b in boards.iter().filter(|b| b.unhealthy) {
@@ -427,7 +436,12 @@ async fn probe_unhealthy(state: AppState, stop: CancellationToken) {
                 tracing::info!(board = %b.id, %addr, "console answers again; board healthy");
                 if let Err(e) = state
                     .store
-                    .report_health(&b.id, true, state.config.failure_threshold, now_ms())
+                    .report_health(
+                        &b.id,
+                        true,
+                        state.config.failure_threshold,
+                        state.clock.now_ms(),
+                    )
                     .await
                 {
                     tracing::warn!(board = %b.id, error = %e, "marking board healthy failed");

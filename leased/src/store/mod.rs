@@ -32,7 +32,7 @@ pub use redis::RedisStore;
 pub use runs::{OutboxEntry, OutboxEvent, RunStore};
 
 /// Unix time in milliseconds.
-pub type Millis = u64;
+pub use socv_api::time::Millis;
 
 /// How long an ended lease is remembered (renew answers 410 rather than 404).
 pub const ENDED_LEASE_MEMORY_MS: Millis = 3_600_000;

@@ -11,6 +11,7 @@ use super::{
     LeaseStore, Millis, ReapReport, StoreCounts, StoreError, StoreResult, Target, TicketPoll,
     TicketRecord,
 };
+use crate::api::time::Backoff;
 use crate::api::{LogLine, Run, RunQuery, RunState, RunUpdate};
 use async_trait::async_trait;
 use redis::Value;
@@ -265,13 +266,14 @@ async fn forward_grants(
     subscribed: tokio::sync::oneshot::Sender<()>,
 ) {
     use futures_util::StreamExt;
-    let mut backoff = Duration::from_millis(100);
+    // Resubscribing after a lost connection: 100 ms, doubling up to 2 s.
+    let mut waits = Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).waits();
     let mut subscribed = Some(subscribed);
     loop {
         if let Ok(mut pubsub) = client.get_async_pubsub().await
             && pubsub.subscribe(&channel).await.is_ok()
         {
-            backoff = Duration::from_millis(100);
+            waits.reset();
             if let Some(s) = subscribed.take() {
                 let _ = s.send(());
             }
@@ -282,8 +284,7 @@ async fn forward_grants(
                 }
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        tokio::time::sleep(waits.next_wait()).await;
     }
 }
 

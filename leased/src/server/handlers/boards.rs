@@ -2,7 +2,7 @@
 
 use crate::api::{Availability, BoardHealth, BoardView, DrainRequest, HealthReport};
 use crate::server::error::{ApiJson, ApiPath, ApiQuery, OptionalJson};
-use crate::server::{ApiError, AppState, now_ms};
+use crate::server::{ApiError, AppState};
 use crate::store::BoardState;
 use axum::Json;
 use axum::extract::State;
@@ -51,7 +51,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<BoardsQuery>,
 ) -> Result<Json<Vec<BoardView>>, ApiError> {
     state.caller(&headers)?;
-    let boards = state.store.boards(now_ms()).await?;
+    let boards = state.store.boards(state.clock.now_ms()).await?;
     let views: Vec<BoardView> = boards
         .iter()
         .filter(|b| q.family.as_ref().is_none_or(|f| &b.family == f))
@@ -79,7 +79,7 @@ async fn set_drain(
     }
     let b = state
         .store
-        .set_drain(&id, reason.clone(), drained, now_ms())
+        .set_drain(&id, reason.clone(), drained, state.clock.now_ms())
         .await?;
     tracing::info!(board = %id, by = %caller.name, drained, reason = ?reason, "board drain changed");
     Ok(Json(view(&state, &b)))
@@ -112,7 +112,12 @@ pub async fn report_health(
     let caller = state.caller(&headers)?;
     let b = state
         .store
-        .report_health(&id, report.ok, state.config.failure_threshold, now_ms())
+        .report_health(
+            &id,
+            report.ok,
+            state.config.failure_threshold,
+            state.clock.now_ms(),
+        )
         .await?;
     if !report.ok {
         tracing::warn!(

@@ -1,7 +1,7 @@
 //! `GET /api/v1/health`: daemon, store and lab status.
 
 use crate::api::{API_VERSION, DaemonHealth, StoreStatus};
-use crate::server::{ApiError, AppState, now_ms};
+use crate::server::{ApiError, AppState};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -11,7 +11,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Json<DaemonHealth>, ApiError> {
     let caller = state.caller(&headers)?;
-    let (ok, error, counts) = match state.store.counts(now_ms()).await {
+    let (ok, error, counts) = match state.store.counts(state.clock.now_ms()).await {
         Ok(c) => (true, None, c),
         Err(e) => (false, Some(e.to_string()), Default::default()),
     };
@@ -34,7 +34,7 @@ pub async fn get(
         waiting: counts.waiting,
         caller: caller.name,
         caller_role: caller.role.as_str().into(),
-        prefect: state.history.status().await,
+        prefect: state.outbox.status().await,
         notifications: state.notifier.status(),
     }))
 }

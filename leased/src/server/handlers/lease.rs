@@ -3,7 +3,7 @@
 use crate::api::{Console, Lease, LeaseRequest, RenewRequest};
 use crate::auth::Caller;
 use crate::server::error::{ApiJson, ApiPath, OptionalJson};
-use crate::server::{ApiError, AppState, LONG_POLL_MAX, now_ms};
+use crate::server::{ApiError, AppState, LONG_POLL_MAX};
 use crate::store::{Acquire, AcquireOutcome, LeaseRecord, QueueTerms, StoreError, Target};
 use axum::Json;
 use axum::extract::State;
@@ -62,7 +62,7 @@ pub async fn acquire(
             ));
         }
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let queue = match req.wait_s {
         None | Some(0) => None,
         Some(s) => Some(QueueTerms {
@@ -102,7 +102,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Vec<Lease>>, ApiError> {
     let caller = state.caller(&headers)?;
-    let leases = state.store.leases(now_ms()).await?;
+    let leases = state.store.leases(state.clock.now_ms()).await?;
     Ok(Json(
         leases.iter().map(|l| to_api(&state, &caller, l)).collect(),
     ))
@@ -112,7 +112,7 @@ pub async fn list(
 async fn owned_lease(state: &AppState, caller: &Caller, id: &str) -> Result<LeaseRecord, ApiError> {
     let lease = state
         .store
-        .lease(id, now_ms())
+        .lease(id, state.clock.now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown lease '{id}'")))?;
     if !caller.may_act_for(&lease.holder) {
@@ -132,7 +132,7 @@ pub async fn read(
     let caller = state.caller(&headers)?;
     let lease = state
         .store
-        .lease(&id, now_ms())
+        .lease(&id, state.clock.now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown lease '{id}'")))?;
     if let Some(how) = lease.ended {
@@ -153,7 +153,7 @@ pub async fn renew(
         Some(_) => ttl_ms(&state, req.ttl_s)?,
         None => lease.ttl_ms,
     };
-    let renewed = state.store.renew(&id, ttl, now_ms()).await?;
+    let renewed = state.store.renew(&id, ttl, state.clock.now_ms()).await?;
     state.metrics.renewed();
     Ok(Json(to_api(&state, &caller, &renewed)))
 }
@@ -165,7 +165,10 @@ pub async fn release(
 ) -> Result<Json<Lease>, ApiError> {
     let caller = state.caller(&headers)?;
     let holder = (caller.role != crate::auth::Role::Admin).then_some(caller.name.as_str());
-    let lease = state.store.release_held(&id, holder, now_ms()).await?;
+    let lease = state
+        .store
+        .release_held(&id, holder, state.clock.now_ms())
+        .await?;
     state.metrics.released();
     tracing::info!(lease = %id, board = %lease.board_id, by = %caller.name, "lease released");
     Ok(Json(to_api(&state, &caller, &lease)))

@@ -5,7 +5,7 @@ use crate::api::{PowerAction, PowerResult, codes};
 use crate::auth::Role;
 use crate::power::PowerError;
 use crate::server::error::ApiPath;
-use crate::server::{ApiError, AppState, now_ms};
+use crate::server::{ApiError, AppState};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,7 +23,7 @@ pub async fn act(
         .ok_or_else(|| ApiError::not_found(format!("unknown board '{board_id}'")))?;
     // Power cuts the holder's work: a user (also on a daemon without tokens) must hold it.
     if caller.role != Role::Admin {
-        let boards = state.store.boards(now_ms()).await?;
+        let boards = state.store.boards(state.clock.now_ms()).await?;
         let holder = boards
             .iter()
             .find(|b| b.id == board_id)

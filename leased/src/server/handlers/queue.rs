@@ -3,7 +3,7 @@
 use super::lease::to_api;
 use crate::api::TicketStatus;
 use crate::server::error::{ApiPath, ApiQuery};
-use crate::server::{ApiError, AppState, LONG_POLL_MAX, now_ms};
+use crate::server::{ApiError, AppState, LONG_POLL_MAX};
 use crate::store::TicketPoll;
 use axum::Json;
 use axum::extract::State;
@@ -29,10 +29,11 @@ async fn check_owner(
     ticket: &str,
 ) -> Result<crate::auth::Caller, ApiError> {
     let caller = state.caller(headers)?;
-    let t =
-        state.store.ticket(ticket, now_ms()).await?.ok_or_else(|| {
-            ApiError::not_found(format!("unknown or lapsed queue ticket '{ticket}'"))
-        })?;
+    let t = state
+        .store
+        .ticket(ticket, state.clock.now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("unknown or lapsed queue ticket '{ticket}'")))?;
     if !caller.may_act_for(&t.holder) {
         return Err(ApiError::forbidden(format!(
             "queue ticket '{ticket}' belongs to {}, not to {}",
@@ -54,7 +55,10 @@ pub async fn poll(
     // Subscribe before looking, so a grant between the look and the wait is not missed.
     let mut grants = state.store.subscribe_grants();
     loop {
-        let polled = state.store.poll_ticket(&ticket, now_ms()).await?;
+        let polled = state
+            .store
+            .poll_ticket(&ticket, state.clock.now_ms())
+            .await?;
         match &polled {
             TicketPoll::Waiting { ticket, position } => state.note_waiting(ticket, *position),
             TicketPoll::Granted(_) => state.done_waiting(&ticket),
@@ -86,7 +90,10 @@ pub async fn cancel(
     ApiPath(ticket): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     check_owner(&state, &headers, &ticket).await?;
-    state.store.cancel_ticket(&ticket, now_ms()).await?;
+    state
+        .store
+        .cancel_ticket(&ticket, state.clock.now_ms())
+        .await?;
     state.done_waiting(&ticket);
     Ok(StatusCode::NO_CONTENT)
 }

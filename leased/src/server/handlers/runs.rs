@@ -9,7 +9,7 @@ use crate::api::{
 };
 use crate::auth::Caller;
 use crate::server::error::{ApiJson, ApiPath, ApiQuery};
-use crate::server::{ApiError, AppState, now_ms};
+use crate::server::{ApiError, AppState};
 use crate::store::{StoreError, new_id};
 use axum::Json;
 use axum::extract::State;
@@ -74,7 +74,7 @@ pub async fn start(
     if let Some(lease_id) = &req.lease_id {
         let lease = state
             .store
-            .lease(lease_id, now_ms())
+            .lease(lease_id, state.clock.now_ms())
             .await?
             .ok_or_else(|| ApiError::not_found(format!("lease_id: unknown lease '{lease_id}'")))?;
         if !caller.may_act_for(&lease.holder) {
@@ -105,10 +105,10 @@ pub async fn start(
     };
     let (run, created) = state
         .runs
-        .run_start(run, state.config.run_retention, now_ms())
+        .run_start(run, state.config.run_retention, state.clock.now_ms())
         .await?;
     if created {
-        state.history.wake();
+        state.outbox.wake();
         tracing::info!(run = %run.id, board = %run.board_id, holder = %run.holder, "run started");
         Ok((StatusCode::CREATED, Json(to_api(&state, run))).into_response())
     } else if run.holder != caller.name || run.board_id != board.board_id {
@@ -163,9 +163,12 @@ pub async fn update(
     for (i, c) in req.cases.iter().enumerate() {
         check_text(&format!("cases[{i}].name"), &c.name)?;
     }
-    let run = state.runs.run_update(&id, req, now_ms()).await?;
+    let run = state
+        .runs
+        .run_update(&id, req, state.clock.now_ms())
+        .await?;
     if run.state != before.state {
-        state.history.wake();
+        state.outbox.wake();
         tracing::info!(run = %id, state = %run.state, "run state");
         if run.state.is_terminal() {
             let run = to_api(&state, run.clone());
@@ -202,8 +205,11 @@ pub async fn logs(
         )));
     }
     if !req.lines.is_empty() {
-        state.runs.run_logs(&id, req.lines, now_ms()).await?;
-        state.history.wake();
+        state
+            .runs
+            .run_logs(&id, req.lines, state.clock.now_ms())
+            .await?;
+        state.outbox.wake();
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -246,7 +252,7 @@ pub async fn crash_abandoned(state: &AppState) {
     let Ok(runs) = state.runs.unfinished_runs().await else {
         return;
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     for run in runs {
         let gone = match &run.lease_id {
             Some(lease) => match state.store.lease(lease, now).await {
@@ -274,7 +280,7 @@ pub async fn crash_abandoned(state: &AppState) {
         match state.runs.run_update(&run.id, update, now).await {
             Ok(run) => {
                 tracing::warn!(run = %run.id, board = %run.board_id, "run abandoned; marked crashed");
-                state.history.wake();
+                state.outbox.wake();
                 let run = to_api(state, run);
                 let url = run.prefect.as_ref().and_then(|p| p.url.clone());
                 state.notifier.run_ended(&run, url);

@@ -1,7 +1,9 @@
-//! The server's side of run history: the deliverer to Prefect when one is configured, and
-//! otherwise a sweeper that keeps the outbox from growing without bound.
+//! Where the outbox goes: run records leave the store's outbox for Prefect through the
+//! [`Deliverer`] when one is configured; otherwise a sweeper empties it so that it never grows
+//! without bound.
 
 use crate::api::PrefectStatus;
+use crate::api::time::Clock;
 use crate::config::Config;
 use crate::prefect::{Deliverer, DelivererHandle, PrefectClient};
 use crate::store::RunStore;
@@ -12,34 +14,39 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How often a daemon without Prefect empties the outbox.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Entries swept at once.
 const SWEEP_BATCH: usize = 1000;
 
-pub struct History {
+/// The way out of the outbox: the deliverer to Prefect, or the sweeper.
+pub struct Outbox {
     runs: Arc<dyn RunStore>,
     handle: Option<DelivererHandle>,
-    /// Taken by [`History::start`].
+    /// Taken by [`Outbox::start`].
     deliverer: Mutex<Option<Deliverer>>,
+    clock: Clock,
 }
 
-impl History {
+impl Outbox {
     pub fn new(
         config: &Config,
         ca: Option<&CaBundle>,
         runs: Arc<dyn RunStore>,
-    ) -> anyhow::Result<History> {
+        clock: &Clock,
+    ) -> anyhow::Result<Outbox> {
         let deliverer = match &config.prefect {
             Some(p) => Some(
                 Deliverer::new(runs.clone(), PrefectClient::with_ca(p, ca)?)
+                    .with_clock(clock.clone())
                     .with_concurrency(config.prefect_concurrency),
             ),
             None => None,
         };
-        Ok(History {
+        Ok(Outbox {
             runs,
             handle: deliverer.as_ref().map(Deliverer::handle),
             deliverer: Mutex::new(deliverer),
+            clock: clock.clone(),
         })
     }
 
@@ -72,7 +79,7 @@ impl History {
         match deliverer {
             Some(d) => tokio::spawn(d.run(stop)),
             None if self.handle.is_some() => tokio::spawn(async {}),
-            None => tokio::spawn(sweep(self.runs.clone(), stop)),
+            None => tokio::spawn(sweep(self.runs.clone(), self.clock.clone(), stop)),
         }
     }
 }
@@ -80,14 +87,14 @@ impl History {
 /// Without Prefect nobody reads the outbox: its entries are dropped (the run records themselves
 /// stay, within the retention). Under the delivery claim, so that a daemon that has Prefect and
 /// shares the store delivers them instead whenever it holds the claim.
-async fn sweep(runs: Arc<dyn RunStore>, stop: CancellationToken) {
+async fn sweep(runs: Arc<dyn RunStore>, clock: Clock, stop: CancellationToken) {
     let owner = format!("leased-sweeper-{}", std::process::id());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
         }
-        let now = super::now_ms();
+        let now = clock.now_ms();
         if !matches!(runs.outbox_claim(&owner, 30_000, now).await, Ok(true)) {
             continue;
         }
