@@ -1,13 +1,17 @@
 //! The contract between socv and leased: API v1's wire types, error codes and limits, the ids
-//! either side makes, the default console prompts, and where socv's data lives.
+//! either side makes, the default console prompts, where socv's data lives, the clock model
+//! ([`time`]) and the located errors of the YAML files either side reads.
 //!
-//! Both sides depend on this crate (serde only: no tokio, redis, redb or axum), so a wire change
+//! Both sides depend on this crate (serde only: no tokio, redis, redb or axum; the `yaml`
+//! feature adds serde-saphyr for the `located` YAML errors), so a wire change
 //! is one edit here, and the golden documents in `leased/api/tests/golden/` make it a visible
 //! diff.
 //!
 //! Requests reject unknown fields (a typo must not be silently ignored); responses use
 //! `#[serde(default)]` so an older socv keeps reading a newer daemon's answers.
 
+#[cfg(feature = "yaml")]
+pub mod located;
 pub mod time;
 
 use serde::{Deserialize, Serialize};

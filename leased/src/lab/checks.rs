@@ -244,13 +244,13 @@ impl Loader<'_> {
             .as_ref()
             .map(|v| s.text("login_prompt", v))
             .transpose()?
-            .unwrap_or_else(|| Board::DEFAULT_LOGIN_PROMPT.to_owned());
+            .unwrap_or_else(|| crate::api::DEFAULT_LOGIN_PROMPT.to_owned());
         let password_prompt = b
             .password_prompt
             .as_ref()
             .map(|v| s.text("password_prompt", v))
             .transpose()?
-            .unwrap_or_else(|| Board::DEFAULT_PASSWORD_PROMPT.to_owned());
+            .unwrap_or_else(|| crate::api::DEFAULT_PASSWORD_PROMPT.to_owned());
 
         let board = Board {
             board_id,

@@ -11,8 +11,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::fields::{Scope, position, printable};
 use super::load::Text;
-use super::located::{YamlError, innermost, key_on_line};
 use super::{LabError, LabItem};
+use socv_api::located::{YamlError, innermost, key_on_line};
 
 /// Fields whose value is a credential: a YAML error inside one is reported without its text.
 const SECRET_FIELDS: &[&str] = &["telnet_password", "password", "community"];

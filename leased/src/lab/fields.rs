@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::load::{Expansion, RawPdu, Text, expand};
-use super::located::YamlError;
 use super::{LabError, LabItem};
 use crate::power::OUTLET_PLACEHOLDER;
+use socv_api::located::YamlError;
 
 /// Makes the errors about one item of the file (a board, a PDU, or the file as a whole) and
 /// checks its values.

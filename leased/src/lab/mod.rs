@@ -35,7 +35,6 @@ mod checks;
 mod context;
 pub(crate) mod fields;
 mod load;
-pub mod located;
 #[cfg(test)]
 pub(crate) mod samples;
 
@@ -45,7 +44,7 @@ use std::path::PathBuf;
 
 use crate::power::PduConfig;
 use fields::printable;
-use located::YamlError;
+use socv_api::located::YamlError;
 
 /// A credential from boards.yaml (after `${VAR}` expansion); `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -94,9 +93,6 @@ pub struct Board {
 }
 
 impl Board {
-    pub const DEFAULT_LOGIN_PROMPT: &str = "login:";
-    pub const DEFAULT_PASSWORD_PROMPT: &str = "Password:";
-
     /// The console as `host:port` (an IPv6 address in brackets), ready to connect to.
     pub fn address(&self) -> String {
         if self.board_ip.contains(':') {

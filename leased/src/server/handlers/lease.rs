@@ -24,9 +24,9 @@ pub fn to_api(state: &AppState, caller: &Caller, lease: &LeaseRecord) -> Lease {
             username: b.telnet_username.clone(),
             password: b.telnet_password.as_ref().map(|p| p.expose().to_string()),
             login_prompt: Some(b.login_prompt.clone())
-                .filter(|p| p != crate::lab::Board::DEFAULT_LOGIN_PROMPT),
+                .filter(|p| p != crate::api::DEFAULT_LOGIN_PROMPT),
             password_prompt: Some(b.password_prompt.clone())
-                .filter(|p| p != crate::lab::Board::DEFAULT_PASSWORD_PROMPT),
+                .filter(|p| p != crate::api::DEFAULT_PASSWORD_PROMPT),
         });
     }
     out
