@@ -62,5 +62,23 @@ fi
 [ "$(echo "$crates" | grep -c '^rustls v')" = 1 ] ||
     { echo "tests/run.sh: not exactly one rustls in the build: $(echo "$crates" | grep '^rustls v' | tr '\n' ' ')" >&2; exit 1; }
 
+echo "== architecture rules (docs/architecture.md)"
+rule_broken=
+broken() { echo "tests/run.sh: rule broken: $1" >&2; echo "$2" >&2; rule_broken=1; }
+#   A verb is an adapter: no commands/<verb>.rs reaches into another verb.
+hits=$(grep -nE '(crate::commands::|super::)[a-z_]+::' src/commands/*.rs | grep -v '^src/commands/mod.rs:' | grep -vE 'super::(tests|snapshots)::' || true)
+[ -z "$hits" ] || broken "a verb imports another verb (move the shared part into an engine)" "$hits"
+#   Engines take plain input: no clap in src/lease, src/run, src/session, src/telnet, src/report.
+hits=$(grep -rnE '\bclap\b' src/lease src/run src/session src/telnet src/report || true)
+[ -z "$hits" ] || broken "clap in an engine (the verb turns its Args into the engine's input)" "$hits"
+#   socv reaches the daemon crate only where it runs one (demo) or documents it (man); the
+#   simulator's tests load what it writes with leased's own loader.
+hits=$(grep -rn 'leased::' src --include=*.rs | grep -vE '^src/commands/(demo|man)\.rs:|^src/sim/boards_yaml\.rs:|^src/sim/mod\.rs:[0-9]+: *///' || true)
+[ -z "$hits" ] || broken "socv uses the daemon crate outside demo/man (use socv-api)" "$hits"
+#   The contract crate is serde only: no runtime, store or server crates beneath it.
+hits=$(cargo tree -p socv-api --all-features --locked -e normal --prefix none --format '{p}' | grep -E '^(tokio|redis|redb|axum|hyper|reqwest|leased) ' || true)
+[ -z "$hits" ] || broken "socv-api depends on a runtime, store or server crate" "$hits"
+[ -z "$rule_broken" ] || exit 1
+
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
