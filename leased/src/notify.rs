@@ -135,7 +135,7 @@ impl std::fmt::Debug for Notifier {
 }
 
 /// What one try ended with.
-enum Attempt {
+enum Tried {
     Sent,
     /// Worth another try (network trouble, 5xx, 429, a Feishu error code); with a wait the
     /// server asked for, if it did.
@@ -366,15 +366,15 @@ async fn deliver(inner: &Inner, channel: &Channel, body: Value, cancel: &Cancell
             outcome = attempt(inner, channel, &body) => outcome,
         };
         let (error, asked) = match outcome {
-            Attempt::Sent => {
+            Tried::Sent => {
                 channel.counters.sent.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Attempt::GiveUp(error) => {
+            Tried::GiveUp(error) => {
                 channel.fail("failed", error);
                 return;
             }
-            Attempt::Retry(error, asked) => (error, asked),
+            Tried::Retry(error, asked) => (error, asked),
         };
         failures += 1;
         if failures >= policy.attempts {
@@ -395,7 +395,7 @@ async fn deliver(inner: &Inner, channel: &Channel, body: Value, cancel: &Cancell
     }
 }
 
-async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
+async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Tried {
     let mut body = body.clone();
     if let (Kind::Feishu, Some(secret)) = (channel.kind, &channel.secret) {
         // Signed afresh on every try: Feishu wants a current timestamp.
@@ -442,9 +442,9 @@ async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || status == reqwest::StatusCode::REQUEST_TIMEOUT;
         return if retryable {
-            Attempt::Retry(error, retry_after)
+            Tried::Retry(error, retry_after)
         } else {
-            Attempt::GiveUp(error)
+            Tried::GiveUp(error)
         };
     }
     if channel.kind == Kind::Feishu {
@@ -461,16 +461,16 @@ async fn attempt(inner: &Inner, channel: &Channel, body: &Value) -> Attempt {
                     .or_else(|| answer.get("StatusMessage"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                return Attempt::Retry(format!("feishu code {code}: {}", snippet(msg)), None);
+                return Tried::Retry(format!("feishu code {code}: {}", snippet(msg)), None);
             }
         }
     }
-    Attempt::Sent
+    Tried::Sent
 }
 
 /// A request that got no answer: the webhook's origin (its path is a secret), the cause and
 /// the fix. A certificate problem is given up on at once: another try fails the same way.
-fn transport_failure(url: &str, e: &reqwest::Error) -> Attempt {
+fn transport_failure(url: &str, e: &reqwest::Error) -> Tried {
     let failure = crate::tls::Failure::of(e);
     let mut text = format!("{}: {failure}", crate::tls::origin(url));
     if let Some(fix) = failure.fix("ca_cert (LEASED_CA_CERT)") {
@@ -478,9 +478,9 @@ fn transport_failure(url: &str, e: &reqwest::Error) -> Attempt {
         text.push_str(&fix);
     }
     if failure.is_tls() {
-        Attempt::GiveUp(text)
+        Tried::GiveUp(text)
     } else {
-        Attempt::Retry(text, None)
+        Tried::Retry(text, None)
     }
 }
 

@@ -319,7 +319,7 @@ fn allowed_in_xml(c: char) -> bool {
 mod tests {
     use super::*;
     use crate::report::cases::Measurement;
-    use crate::report::result::{Attempt, BinaryInfo, JenkinsBuild};
+    use crate::report::result::{BinaryInfo, BoardFailure, JenkinsBuild};
 
     fn run(exit_code: i32, cases: Vec<TestCase>) -> RunResult {
         let mut r = RunResult::new(
@@ -384,7 +384,7 @@ mod tests {
             job_name: Some("x".into()),
             build_number: Some("7".into()),
         });
-        r.attempts.push(Attempt {
+        r.attempts.push(BoardFailure {
             board: "imx8-02".into(),
             error: "no login prompt".into(),
         });

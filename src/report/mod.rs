@@ -8,7 +8,7 @@ pub mod rundir;
 
 pub use cases::{CaseScanner, CaseStatus, Measurement, Scanned, TestCase};
 pub use junit::{junit_xml, write_junit};
-pub use result::{Attempt, BinaryInfo, JenkinsBuild, Outcome, RunResult};
+pub use result::{BinaryInfo, BoardFailure, JenkinsBuild, Outcome, RunResult};
 pub use rundir::{PruneReport, Retention, RunDir, default_data_dir, prune, runs_dir};
 
 use std::path::PathBuf;

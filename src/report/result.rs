@@ -83,7 +83,7 @@ impl BinaryInfo {
 
 /// An infrastructure failure on one board that made the run move to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
+pub struct BoardFailure {
     pub board: String,
     pub error: String,
 }
@@ -147,9 +147,10 @@ pub struct RunResult {
     /// Why socv or the lab failed (for lab failures, timeouts, cannot execute, not found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Infrastructure failures that were retried on another board, in order.
+    /// Infrastructure failures that were retried on another board, in order (`attempts` in
+    /// result.json: each is an attempt the board ended).
     #[serde(default)]
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<BoardFailure>,
     #[serde(default)]
     pub test_cases: Vec<TestCase>,
     /// The end of the console output, for reports of a run without test cases.
@@ -253,7 +254,7 @@ mod tests {
             3,
         );
         r.board = Some("imx8-01".into());
-        r.attempts.push(Attempt {
+        r.attempts.push(BoardFailure {
             board: "imx8-02".into(),
             error: "telnet refused".into(),
         });

@@ -75,7 +75,7 @@ const RUN_TTL: Duration = Duration::from_secs(10 * 60);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How one attempt on one board ended.
-enum Attempt {
+enum AttemptEnd {
     /// The test ran to its end: its exit status.
     Finished(i32),
     TimedOut,
@@ -113,14 +113,14 @@ pub async fn execute(
     if spec.record {
         out.recorder = Some(RunRecorder::new(client.clone(), &run_id));
     }
-    let mut record = Record::default();
+    let mut findings = Findings::default();
     let driven = drive(
         client,
         spec,
         &name,
         &command,
         &mut out,
-        &mut record,
+        &mut findings,
         signals,
     )
     .await;
@@ -133,7 +133,7 @@ pub async fn execute(
         Ok(code) => (*code, None),
         Err(e) => (e.exit_code(), Some(e.to_string())),
     };
-    let scanned = record
+    let scanned = findings
         .scanned
         .take()
         .unwrap_or_else(|| std::mem::take(&mut out.scanner).finish());
@@ -148,15 +148,15 @@ pub async fn execute(
         exit_code,
     );
     result.args = spec.args.clone();
-    if let Some(lease) = &record.lease {
+    if let Some(lease) = &findings.lease {
         result.board = Some(lease.board_id.clone());
         result.family = Some(lease.family.clone());
         result.location = Some(lease.location.clone());
         result.lease_id = Some(lease.id.clone());
         result.holder = Some(lease.holder.clone());
     }
-    result.error = error.or(record.note.take());
-    result.attempts = std::mem::take(&mut record.attempts);
+    result.error = error.or(findings.note.take());
+    result.attempts = std::mem::take(&mut findings.attempts);
     result.test_cases = scanned.cases;
     result.output_tail = scanned.output_tail;
     result.jenkins = report::JenkinsBuild::from_env();
@@ -181,11 +181,11 @@ pub async fn execute(
 
 /// What the run learnt on the way, for its result.
 #[derive(Default)]
-struct Record {
+struct Findings {
     /// The lease it last ran on.
     lease: Option<Lease>,
     /// Board failures that moved the run elsewhere.
-    attempts: Vec<report::Attempt>,
+    attempts: Vec<report::BoardFailure>,
     /// Why the run ended the way it did, when it was not the test's own doing.
     note: Option<String>,
     /// The test cases of the last attempt, when its end already needed them.
@@ -199,7 +199,7 @@ async fn drive(
     name: &str,
     command: &str,
     out: &mut RunOutput,
-    record: &mut Record,
+    findings: &mut Findings,
     signals: &mut Signals,
 ) -> Result<i32> {
     let mut failures: Vec<String> = Vec::new();
@@ -211,16 +211,16 @@ async fn drive(
             Err(e @ Error::Interrupted { .. }) => {
                 let message = e.to_string();
                 out.say(&message);
-                record.note = Some(message);
+                findings.note = Some(message);
                 return Ok(exit_codes::INTERRUPTED);
             }
             Err(e) => return Err(lab_failure(e)),
         };
         let keep = spec.lease.is_some();
-        record.lease = Some(lease.clone());
+        findings.lease = Some(lease.clone());
         out.start_attempt(&lease);
         if let Some(recorder) = &out.recorder {
-            let why = record
+            let why = findings
                 .attempts
                 .last()
                 .map(|a| format!("after {} failed: {}", a.board, a.error))
@@ -234,7 +234,7 @@ async fn drive(
             signal = signals.recv() => {
                 renewals.abort();
                 let note = format!("stopped by {signal}");
-                let cases = finish_cases(out, record);
+                let cases = finish_cases(out, findings);
                 end_record(out, record::ended(
                     RunState::Cancelled,
                     note.clone(),
@@ -243,7 +243,7 @@ async fn drive(
                     cases,
                 ))
                 .await;
-                record.note = Some(note);
+                findings.note = Some(note);
                 return interrupted(signal, &lease, client, spec, out).await;
             }
         };
@@ -253,14 +253,14 @@ async fn drive(
         let left = spec.retries - attempt;
         let last = keep || left == 0;
         match outcome {
-            Ok(Attempt::Finished(status)) => {
-                report(client, &board, true, None).await;
-                let cases = finish_cases(out, record);
+            Ok(AttemptEnd::Finished(status)) => {
+                report_health(client, &board, true, None).await;
+                let cases = finish_cases(out, findings);
                 end_record(out, record::finished(status, &board, cases)).await;
                 give_back(client, &lease, keep).await;
                 return Ok(status);
             }
-            Ok(Attempt::TimedOut) => {
+            Ok(AttemptEnd::TimedOut) => {
                 let note = format!(
                     "ran past {} and was interrupted",
                     humantime::format_duration(spec.timeout)
@@ -269,7 +269,7 @@ async fn drive(
                     "{} on {board} {note}",
                     spec.binary.path().display()
                 ));
-                let cases = finish_cases(out, record);
+                let cases = finish_cases(out, findings);
                 end_record(
                     out,
                     record::ended(
@@ -282,17 +282,17 @@ async fn drive(
                 )
                 .await;
                 give_back(client, &lease, keep).await;
-                record.note = Some(note);
+                findings.note = Some(note);
                 return Ok(exit_codes::TIMED_OUT);
             }
             Err(AttemptError::Board(e)) => {
-                report(client, &board, false, Some(e.to_string())).await;
+                report_health(client, &board, false, Some(e.to_string())).await;
                 end_crashed(out, &board, &e.to_string(), last, left).await;
                 give_back(client, &lease, keep).await;
                 failures.push(e.to_string());
             }
-            Ok(Attempt::PowerFault(e)) => {
-                report(client, &board, false, Some(e.to_string())).await;
+            Ok(AttemptEnd::PowerFault(e)) => {
+                report_health(client, &board, false, Some(e.to_string())).await;
                 end_crashed(out, &board, &e.to_string(), last, left).await;
                 give_back(client, &lease, keep).await;
                 failures.push(e.to_string());
@@ -303,7 +303,7 @@ async fn drive(
                 return Err(lab_failure(e));
             }
         }
-        record.attempts.push(report::Attempt {
+        findings.attempts.push(report::BoardFailure {
             board,
             error: failures.last().cloned().unwrap_or_default(),
         });
@@ -331,10 +331,10 @@ async fn drive(
 
 /// Finishes the scan of the attempt's output (it is the run's last) and gives its test cases
 /// for the record.
-fn finish_cases(out: &mut RunOutput, record: &mut Record) -> Vec<socv_api::RunCase> {
+fn finish_cases(out: &mut RunOutput, findings: &mut Findings) -> Vec<socv_api::RunCase> {
     let scanned = std::mem::take(&mut out.scanner).finish();
     let cases = record::run_cases(&scanned.cases);
-    record.scanned = Some(scanned);
+    findings.scanned = Some(scanned);
     cases
 }
 
@@ -388,7 +388,7 @@ async fn attempt_on(
     command: &str,
     spec: &RunSpec,
     out: &mut RunOutput,
-) -> std::result::Result<Attempt, AttemptError> {
+) -> std::result::Result<AttemptEnd, AttemptError> {
     let Some(console) = &lease.console else {
         return Err(Error::PermissionDenied {
             doing: format!("running on board {}", lease.board_id),
@@ -403,7 +403,7 @@ async fn attempt_on(
     if spec.power_cycle {
         out.say(format_args!("power-cycling {}", lease.board_id));
         if let Err(e) = client.power(&lease.board_id, PowerAction::Cycle).await {
-            return Ok(Attempt::PowerFault(e));
+            return Ok(AttemptEnd::PowerFault(e));
         }
         config.login_timeout = BOOT_TIMEOUT;
     }
@@ -433,8 +433,8 @@ async fn attempt_on(
     let ran = session.run_with_timeout(command, spec.timeout, out).await;
     let _ = out.flush().await;
     let outcome = match ran {
-        Ok(TimedOutcome::Finished(o)) => Attempt::Finished(o.status),
-        Ok(TimedOutcome::TimedOut) => Attempt::TimedOut,
+        Ok(TimedOutcome::Finished(o)) => AttemptEnd::Finished(o.status),
+        Ok(TimedOutcome::TimedOut) => AttemptEnd::TimedOut,
         Err(e) if matches!(e.kind(), ErrorKind::Unresponsive { .. }) => {
             // The test hung the board: the next person must find it working.
             out.say(format_args!(
@@ -444,7 +444,7 @@ async fn attempt_on(
             if let Err(p) = client.power(&lease.board_id, PowerAction::Cycle).await {
                 eprintln!("socv: warning: {p}");
             }
-            return Ok(Attempt::TimedOut);
+            return Ok(AttemptEnd::TimedOut);
         }
         Err(e) => return Err(board_fault(e)),
     };
@@ -516,7 +516,7 @@ fn spawn_renewals(client: Client, lease: &Lease) -> tokio::task::JoinHandle<()> 
     })
 }
 
-async fn report(client: &Client, board: &str, ok: bool, reason: Option<String>) {
+async fn report_health(client: &Client, board: &str, ok: bool, reason: Option<String>) {
     if let Err(e) = client.report_health(board, ok, reason).await {
         eprintln!("socv: warning: {e}");
     }

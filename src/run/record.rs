@@ -474,7 +474,7 @@ pub fn ended(
 }
 
 /// Per record, what the task knows of it.
-struct Record {
+struct Tracked {
     start: RunStart,
     /// leased has the record.
     started: bool,
@@ -486,7 +486,7 @@ struct Record {
 struct Delivery {
     client: Client,
     alerts: &'static Alerts,
-    records: HashMap<String, Record>,
+    records: HashMap<String, Tracked>,
     /// Lines received and not yet sent, in order (consecutive lines of one record merged).
     buffered: Vec<LogBatch>,
     /// Log batches received so far.
@@ -569,7 +569,7 @@ impl Delivery {
                 let id = start.id.clone().unwrap_or_default();
                 self.records.insert(
                     id.clone(),
-                    Record {
+                    Tracked {
                         start,
                         started: false,
                         refused: false,
