@@ -139,3 +139,26 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
     }
     driven
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The flags' defaults are the engine's: `socv run` and anything else that makes a
+    /// [`RunSpec::new`] (batch plans, the worker) run a test alike.
+    #[test]
+    fn the_flags_defaults_are_the_engines_defaults() {
+        let args = match crate::cli::Cli::try_parse_from(["socv", "run", "socA", "t.elf"]) {
+            Ok(cli) => match cli.command {
+                crate::cli::Command::Run(args) => args,
+                other => panic!("parsed as another verb: {other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+        };
+        let binary = Arc::new(LocalFile::from_bytes("t.elf", b"#!/bin/sh\n".to_vec()));
+        let from_flags = args.spec(binary.clone());
+        let engine = RunSpec::new("socA", binary);
+        assert_eq!(format!("{from_flags:?}"), format!("{engine:?}"));
+    }
+}
