@@ -1,12 +1,12 @@
-//! The embedded lease store: the state machine of `state.rs` kept in memory and written through
+//! The embedded lease store: the state machine of `lease_book.rs` kept in memory and written through
 //! to a redb file on every change, so a restart (or kill -9) of leased loses no lease.
 //!
 //! One daemon owns the file (redb locks it); operations are serialised by a mutex and each one
 //! commits durably before it answers. Run records and their outbox (`runs.rs`) live in the same
 //! state and are committed in the same transactions as the leases.
 
+use super::lease_book::{BoardRecord, Dirty, LeaseBook};
 use super::runs::{OutboxEntry, RunBook, RunDirty, RunStore};
-use super::state::{BoardRecord, Dirty, LabState};
 use super::{
     Acquire, AcquireOutcome, BoardKey, BoardState, LeaseRecord, LeaseStore, Millis, ReapReport,
     StoreCounts, StoreError, StoreResult, TicketPoll, TicketRecord,
@@ -35,12 +35,12 @@ fn outbox_key(seq: u64) -> String {
 }
 
 struct Inner {
-    state: LabState,
+    state: LeaseBook,
     db: Database,
 }
 
 /// An operation for the writer thread; it answers once its batch is durable.
-type Job = Box<dyn FnOnce(&mut LabState) -> Finish + Send>;
+type Job = Box<dyn FnOnce(&mut LeaseBook) -> Finish + Send>;
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// Most operations committed together.
 const MAX_BATCH: usize = 256;
@@ -258,7 +258,7 @@ impl EmbeddedStore {
         let outbox: Vec<OutboxEntry> = read_table(&txn, OUTBOX)?;
         let outbox_seq = read_meta(&txn, OUTBOX_SEQ_KEY)?;
         drop(txn);
-        let mut state = LabState::restore(boards, leases, tickets, seq);
+        let mut state = LeaseBook::restore(boards, leases, tickets, seq);
         state.runs = RunBook::restore(runs, outbox, outbox_seq);
         let (grants, _) = broadcast::channel(1024);
         let inner = Arc::new(Mutex::new(Inner { state, db }));
@@ -284,10 +284,10 @@ impl EmbeddedStore {
     /// Runs one operation on the state and commits what it changed, off the async threads.
     async fn op<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut LabState) -> StoreResult<T> + Send + 'static,
+        f: impl FnOnce(&mut LeaseBook) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |state: &mut LabState| {
+        let job: Job = Box::new(move |state: &mut LeaseBook| {
             let result = f(state);
             Box::new(move |persisted: Result<(), String>| {
                 let _ = tx.send(persisted.map_err(StoreError::Unavailable).and(result));
@@ -303,7 +303,7 @@ impl EmbeddedStore {
             .map_err(|_| StoreError::Unavailable("lease store writer stopped".into()))?
     }
 
-    fn read<T>(&self, f: impl FnOnce(&LabState) -> T) -> StoreResult<T> {
+    fn read<T>(&self, f: impl FnOnce(&LeaseBook) -> T) -> StoreResult<T> {
         let guard = self
             .inner
             .lock()

@@ -1,4 +1,4 @@
--- The lease semantics of leased/src/store/state.rs, run atomically inside Redis so that any
+-- The lease semantics of leased/src/store/lease_book.rs, run atomically inside Redis so that any
 -- number of leased daemons sharing one Redis never grant one board twice.
 --
 -- KEYS[1] = key prefix. ARGV[1] = operation, ARGV[2] = now (Unix ms), ARGV[3] = a random salt

@@ -19,9 +19,9 @@
 //! several daemons sharing one Redis agree on one clock model.
 
 pub mod embedded;
+pub mod lease_book;
 pub mod redis;
 pub mod runs;
-pub mod state;
 
 use crate::api::{Priority, TicketStatus};
 use async_trait::async_trait;

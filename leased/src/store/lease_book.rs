@@ -1,5 +1,6 @@
-//! The lab's lease semantics as an in-memory state machine (the embedded store's core; the Redis
-//! backend's Lua script mirrors it, and the conformance suite holds both to the same behaviour).
+//! The lease book: the lab's lease semantics as an in-memory state machine (the embedded
+//! store's core; the Redis backend's `lease.lua` mirrors it, and the conformance suite holds both
+//! to the same behaviour). Its twin for runs is [`RunBook`] in `runs.rs`.
 
 use super::runs::RunBook;
 use super::{
@@ -63,8 +64,9 @@ impl Dirty {
     }
 }
 
+/// Boards, leases and queue tickets, and every change to them (see [`RunBook`] for runs).
 #[derive(Debug, Default)]
-pub struct LabState {
+pub struct LeaseBook {
     pub boards: BTreeMap<String, BoardRecord>,
     /// Active leases and remembered ended ones.
     pub leases: HashMap<String, LeaseRecord>,
@@ -81,17 +83,17 @@ pub struct LabState {
     pub runs: RunBook,
 }
 
-impl LabState {
+impl LeaseBook {
     /// Builds the state from stored records (after a restart).
     pub fn restore(
         boards: Vec<BoardRecord>,
         leases: Vec<LeaseRecord>,
         tickets: Vec<TicketRecord>,
         seq: u64,
-    ) -> LabState {
-        let mut state = LabState {
+    ) -> LeaseBook {
+        let mut state = LeaseBook {
             seq,
-            ..LabState::default()
+            ..LeaseBook::default()
         };
         for b in boards {
             state.boards.insert(b.id.clone(), b);
