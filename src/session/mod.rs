@@ -14,7 +14,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! How it works (measured in `reference/telnet.md`): socv answers the telnet negotiation,
+//! How it works (measured in `docs/reference/telnet.md`): socv answers the telnet negotiation,
 //! logs in when the console asks (`login:`, `Password:`; a serial console that says nothing is
 //! woken with `\n`), then turns echo and output processing off (`stty -echo -opost`), sets its
 //! own prompt and waits for a nonce marker. Each command is sent as one line wrapped in fresh

@@ -1,7 +1,7 @@
 //! Telnet (RFC 854) as board consoles speak it: the byte core, the option table and socv's codec.
 //!
 //! The crates that exist for telnet lose data after an escaped 0xFF or panic on input split
-//! across reads (measured, `reference/telnet.md` §6), so the protocol is ours. `wire` reads
+//! across reads (measured, `docs/reference/telnet.md` §6), so the protocol is ours. `wire` reads
 //! and writes the byte stream and `options` keeps the RFC 1143 state of every option; both
 //! ends use them. [`TelnetCodec`] is socv's end: it turns the server's bytes into plain data
 //! and queues the answers to its option negotiation for the caller to write, with the policy

@@ -1,5 +1,5 @@
 //! A small client of Prefect 3's REST API (verified against 3.9.1; see
-//! `shared/reference/prefect-rest.md`): the flow `socv-run`, one flow run per socv run, its
+//! `docs/reference/prefect-rest.md`): the flow `socv-run`, one flow run per socv run, its
 //! states, its console lines as logs, and its summary artifacts.
 //!
 //! Every call is safe to repeat, because the outbox delivers at least once:

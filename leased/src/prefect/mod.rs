@@ -1,4 +1,4 @@
-//! Run history in Prefect (DESIGN §6): a REST client for the few calls leased needs, and the
+//! Run history in Prefect (docs/architecture.md §6): a REST client for the few calls leased needs, and the
 //! deliverer that carries the store's outbox to it, in order, whenever Prefect answers.
 
 pub mod client;

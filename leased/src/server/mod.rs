@@ -205,7 +205,7 @@ pub async fn build_with_clock(
     Ok(state)
 }
 
-/// The HTTP API of DESIGN §3.
+/// The HTTP API of docs/architecture.md §3.
 pub fn router(state: AppState) -> Router {
     use handlers::*;
     Router::new()

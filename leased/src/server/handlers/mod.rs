@@ -1,4 +1,4 @@
-//! One file per group of endpoints (DESIGN §3).
+//! One file per group of endpoints (docs/architecture.md §3).
 
 pub mod boards;
 pub mod health;
