@@ -570,10 +570,7 @@ fn status_and_admin_drain() {
 
 #[test]
 fn an_unreachable_daemon_is_exit_6_with_a_hint() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = socv_testkit::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = Command::new(SOCV)
         .args(["--daemon", &url, "boards"])

@@ -6,9 +6,9 @@
 mod simlab;
 
 use leased::api::Run;
-use leased::testing::PrefectServer;
 use serde_json::{Value, json};
 use simlab::{SimLeased, expect_code, stdout};
+use socv_testkit::PrefectServer;
 use std::time::{Duration, Instant};
 
 /// Prefect's REST API, read directly (blocking, from a test thread).
@@ -56,7 +56,12 @@ impl PrefectApi {
 #[test]
 fn a_run_on_the_simulated_lab_is_a_flow_run_in_prefect() {
     let prefect = PrefectServer::started();
-    let config = prefect.config();
+    let config = leased::config::PrefectConfig {
+        api_url: prefect.api_url(),
+        auth: None,
+        api_key: None,
+        ui_url: None,
+    };
     let lab = SimLeased::start_with(&["socA:1"], move |c| c.prefect = Some(config));
     let test = lab.dir.path().join("tap.sh");
     std::fs::write(

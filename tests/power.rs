@@ -105,10 +105,7 @@ fn only_the_holder_may_power_a_board() {
 #[test]
 fn an_unreachable_pdu_is_named_with_what_happened() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = socv_testkit::free_port();
     let boards = dir.path().join("boards.yaml");
     std::fs::write(
         &boards,

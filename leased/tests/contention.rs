@@ -7,10 +7,10 @@
 mod common;
 
 use common::{Daemon, call, write_lab};
-use leased::testing::RedisServer;
 use rand::Rng;
 use reqwest::Method;
 use serde_json::json;
+use socv_testkit::RedisServer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{Daemon, call, write_lab};
-use leased::testing::RedisServer;
 use reqwest::Method;
 use serde_json::json;
+use socv_testkit::RedisServer;
 use std::time::{Duration, Instant};
 
 async fn take_three(client: &reqwest::Client, url: &str) -> Vec<(String, String)> {

@@ -8,9 +8,9 @@
 mod common;
 
 use common::{Answer, Daemon, call, write_lab};
-use leased::testing::{PrefectServer, RedisServer, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
+use socv_testkit::{PrefectServer, RedisServer, free_port};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -401,10 +401,7 @@ async fn gives_up_after_the_retries() {
 #[tokio::test]
 async fn unreachable_channel_error_names_the_origin_never_the_path() {
     // A port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = socv_testkit::free_port();
     let config = NotifyConfig {
         slack_webhook_url: Some(format!(
             "http://127.0.0.1:{port}/services/T0/B0/sEcReTtOkEn"

@@ -10,6 +10,7 @@ use axum::routing::get;
 use leased::api::{self, PowerResult, PowerState};
 use leased::config::{Config, StoreSpec};
 use serde_json::{Value, json};
+use socv_testkit::free_port;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,12 +92,6 @@ async fn fake_pdu() -> (String, Shared) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, shared)
-}
-
-/// A port nothing listens on (bound, then closed).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 #[derive(Clone)]
@@ -294,7 +289,8 @@ async fn a_failing_http_pdu_is_retried_then_reported_with_its_answer() {
 
 #[tokio::test]
 async fn an_unreachable_pdu_says_so() {
-    let port = closed_port();
+    // A port nothing listens on.
+    let port = free_port();
     let pdus = format!(
         "  pdu-h:\n    driver: http\n    base_url: http://127.0.0.1:{port}\n    retries: 1\n  \
          pdu-d:\n    driver: pdudaemon\n    url: http://127.0.0.1:{port}\n    retries: 0\n"

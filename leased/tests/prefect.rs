@@ -12,8 +12,8 @@ use leased::config::PrefectConfig;
 use leased::prefect::client::{LogRecord, RetryPolicy, cases_key, summary_key};
 use leased::prefect::{DeliverOptions, Deliverer, PrefectClient, PrefectError, StateOutcome};
 use leased::store::{EmbeddedStore, Millis, OutboxEntry, RunStore, StoreError};
-use leased::testing::{PrefectServer, free_port};
 use serde_json::{Value, json};
+use socv_testkit::{PrefectServer, free_port};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,8 +26,18 @@ fn shared() -> &'static PrefectServer {
     SERVER.get_or_init(PrefectServer::started)
 }
 
+/// What leased needs to deliver to `server` (with its credentials).
+fn config(server: &PrefectServer) -> PrefectConfig {
+    PrefectConfig {
+        api_url: server.api_url(),
+        auth: server.auth().map(str::to_string),
+        api_key: None,
+        ui_url: None,
+    }
+}
+
 fn client(server: &PrefectServer) -> PrefectClient {
-    PrefectClient::new(&server.config()).expect("client")
+    PrefectClient::new(&config(server)).expect("client")
 }
 
 /// A run id no other test (or earlier run of this one) uses.
@@ -403,7 +413,7 @@ async fn wrong_credentials_are_named() {
     let wrong = PrefectClient::new(&PrefectConfig {
         auth: Some("socv:wrong".into()),
         api_key: None,
-        ..server.config()
+        ..config(&server)
     })
     .unwrap();
     let err = wrong.health().await.unwrap_err();
@@ -418,7 +428,7 @@ async fn wrong_credentials_are_named() {
     let none = PrefectClient::new(&PrefectConfig {
         auth: None,
         api_key: None,
-        ..server.config()
+        ..config(&server)
     })
     .unwrap();
     let text = none.ensure_flow().await.unwrap_err().to_string();

@@ -15,10 +15,10 @@ use common::{Daemon, call, client_trusting, write_lab};
 use leased::config::PrefectConfig;
 use leased::prefect::client::RetryPolicy;
 use leased::prefect::{PrefectClient, PrefectError};
-use leased::testing::free_port;
 use leased::tls::{CaBundle, Failure};
 use reqwest::Method;
 use serde_json::{Value, json};
+use socv_testkit::free_port;
 use socv_testkit::{ServerCert, TestCa, serve_https};
 use std::time::Duration;
 

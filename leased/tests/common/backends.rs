@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use leased::store::{EmbeddedStore, RedisStore, Store};
-use leased::testing::RedisServer;
+use socv_testkit::RedisServer;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

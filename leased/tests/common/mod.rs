@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use leased::api;
-use leased::testing::free_port;
 use serde_json::Value;
+use socv_testkit::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

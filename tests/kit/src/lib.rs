@@ -1,8 +1,22 @@
-//! Real servers and credentials for socv's tests, shared by the socv and leased suites: a test
-//! certificate authority made afresh in every test (no private key is ever committed), https
-//! endpoints on 127.0.0.1, and a TLS terminator (socat, an OpenSSL peer) in front of a plain
-//! server.
+//! Real servers for socv's tests, shared by the socv and leased suites (it depends on neither,
+//! so that each suite links one copy of its own crate):
+//!
+//! - [`port`]: the one way to find a free loopback port;
+//! - [`tls`]: a test certificate authority made afresh in every test (no private key is ever
+//!   committed), https endpoints on 127.0.0.1, and a TLS terminator (socat, an OpenSSL peer) in
+//!   front of a plain server;
+//! - [`redis`] and [`prefect`]: a throwaway `redis-server` and a real Prefect server.
+//!
+//! Every server listens on 127.0.0.1 only, is stopped on drop, and makes its test fail (never
+//! skip) when its program is missing; `tests/run.sh` installs them all.
 
+pub mod port;
+pub mod prefect;
+pub mod redis;
+mod supervise;
 pub mod tls;
 
+pub use port::{free_port, free_udp_port};
+pub use prefect::{PrefectServer, prefect_executable};
+pub use redis::RedisServer;
 pub use tls::{ServerCert, TestCa, TlsTerminator, serve_https};
