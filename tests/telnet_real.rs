@@ -3,16 +3,13 @@
 //! produces: wrong password, nothing listening, a console that never prompts, no `base64`,
 //! a full disk, a program that ignores Ctrl-C.
 
-#[path = "support/telnetd.rs"]
-mod telnetd;
-
 use base64::Engine as _;
 use socv::session::{
     BoardSession, ErrorKind, LocalFile, SessionConfig, SessionError, TimedOutcome,
 };
+use socv_testkit::{BoardShell, BusyboxTelnetd, PASSWORD, Ser2net, SmallDisk, USER, free_port};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use telnetd::{BoardShell, BusyboxTelnetd, PASSWORD, Ser2net, SmallDisk, USER};
 
 fn config(board: &str, port: u16) -> SessionConfig {
     let mut config = SessionConfig::new(board, "127.0.0.1", port);
@@ -381,7 +378,7 @@ async fn ser2net_console_stays_logged_in() {
 
 #[tokio::test]
 async fn connection_refused_is_quick_and_clear() {
-    let port = telnetd::free_port();
+    let port = free_port();
     let started = Instant::now();
     let err = BoardSession::connect(config("board-off", port))
         .await
