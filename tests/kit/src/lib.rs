@@ -7,7 +7,8 @@
 //!   front of a plain server;
 //! - [`redis`] and [`prefect`]: a throwaway `redis-server` and a real Prefect server;
 //! - [`telnetd`] and [`ser2net`]: busybox telnetd and ser2net in front of a pty, consoles that
-//!   log in like boards (what they share is in [`console`]); [`disk`]: a small file system.
+//!   log in like boards (what they share is in [`console`]); [`disk`]: a small file system;
+//! - [`snmpd`]: net-snmp's agent playing an APC PDU.
 //!
 //! Every server listens on 127.0.0.1 only, is stopped on drop, and makes its test fail (never
 //! skip) when its program is missing; `tests/run.sh` installs them all.
@@ -18,6 +19,7 @@ pub mod port;
 pub mod prefect;
 pub mod redis;
 pub mod ser2net;
+pub mod snmpd;
 mod supervise;
 pub mod telnetd;
 pub mod tls;
@@ -28,5 +30,6 @@ pub use port::{free_port, free_udp_port};
 pub use prefect::{PrefectServer, prefect_executable};
 pub use redis::RedisServer;
 pub use ser2net::Ser2net;
+pub use snmpd::ApcSnmpAgent;
 pub use telnetd::BusyboxTelnetd;
 pub use tls::{ServerCert, TestCa, TlsTerminator, serve_https};
