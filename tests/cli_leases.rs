@@ -4,6 +4,7 @@
 use leased::api::{BoardHealth, BoardView, DaemonHealth, Lease};
 use leased::config::StoreSpec;
 use socv::exit_codes;
+use socv_testkit::LabFile;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -130,19 +131,15 @@ impl Drop for Lab {
 }
 
 fn write_lab(dir: &Path, n: usize) -> std::path::PathBuf {
-    let mut yaml = String::from("boards:\n");
-    for i in 1..=n {
-        // Consoles on ports nobody listens on: these tests never open them.
-        yaml.push_str(&format!(
-            "  - board_id: socA-{i:03}\n    soc_family: socA\n    board_ip: 127.0.0.1\n    \
-             telnet_port: {}\n    lab_location: lab-sh\n    telnet_username: root\n    \
-             telnet_password: hunter2\n",
-            21000 + i
-        ));
-    }
-    let path = dir.join("boards.yaml");
-    std::fs::write(&path, yaml).expect("writing the lab file");
-    path
+    // Consoles on ports nobody listens on: these tests never open them.
+    LabFile::new()
+        .family("socA", n, 21000, |board| {
+            board
+                .lab_location("lab-sh")
+                .telnet_username("root")
+                .telnet_password("hunter2")
+        })
+        .write(dir.join("boards.yaml"))
 }
 
 fn stdout(out: &Output) -> String {

@@ -6,6 +6,7 @@ mod simlab;
 
 use simlab::{SOCV, SimLeased, expect_code, stderr, stdout};
 use socv::exit_codes;
+use socv_testkit::{Board, LabFile, Pdu};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -106,17 +107,14 @@ fn only_the_holder_may_power_a_board() {
 fn an_unreachable_pdu_is_named_with_what_happened() {
     let dir = tempfile::tempdir().unwrap();
     let closed = socv_testkit::free_port();
-    let boards = dir.path().join("boards.yaml");
-    std::fs::write(
-        &boards,
-        format!(
-            "pdus:\n  rack-7-pdu:\n    driver: http\n    base_url: http://127.0.0.1:{closed}\n    \
-             retries: 1\nboards:\n  - board_id: soc-z-001\n    soc_family: socZ\n    \
-             board_ip: 127.0.0.1\n    telnet_port: {closed}\n    pdu_host: rack-7-pdu\n    \
-             pdu_outlet: 4\n    lab_location: Lab Site A\n"
-        ),
-    )
-    .unwrap();
+    let boards = LabFile::new()
+        .pdu(
+            Pdu::new("rack-7-pdu", "http")
+                .field("base_url", format!("http://127.0.0.1:{closed}"))
+                .field("retries", 1),
+        )
+        .board(Board::new("soc-z-001", "socZ", closed).pdu("rack-7-pdu", 4))
+        .write(dir.path().join("boards.yaml"));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -6,6 +6,7 @@ use axum::http::{Request, StatusCode, header};
 use leased::api::{self, BoardView, Lease, QueueTicket, TicketStatus};
 use leased::config::{Config, StoreSpec};
 use serde_json::{Value, json};
+use socv_testkit::{Board, LabFile, Pdu};
 use std::path::Path;
 use tower::ServiceExt;
 
@@ -14,42 +15,26 @@ use common::TOKENS;
 
 /// A small lab on loopback addresses: socA ×2 (one at "Lab Site B"), socB ×1 with a password.
 pub fn write_lab(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("boards.yaml");
-    std::fs::write(
-        &path,
-        r#"
-pdus:
-  pdu-1:
-    driver: http
-    base_url: http://127.0.0.1:9/pdu
-boards:
-  - board_id: a-1
-    soc_family: socA
-    board_ip: 127.0.0.1
-    telnet_port: 2301
-    pdu_host: pdu-1
-    pdu_outlet: 1
-    lab_location: Lab Site A
-    telnet_username: root
-  - board_id: a-2
-    soc_family: socA
-    board_ip: 127.0.0.1
-    telnet_port: 2302
-    pdu_host: pdu-1
-    pdu_outlet: 2
-    lab_location: Lab Site B
-    telnet_username: root
-  - board_id: b-1
-    soc_family: socB
-    board_ip: 127.0.0.1
-    telnet_port: 2303
-    lab_location: Lab Site B
-    telnet_username: admin
-    telnet_password: hunter2
-"#,
-    )
-    .unwrap();
-    path
+    LabFile::new()
+        .pdu(Pdu::new("pdu-1", "http").field("base_url", "http://127.0.0.1:9/pdu"))
+        .board(
+            Board::new("a-1", "socA", 2301)
+                .pdu("pdu-1", 1)
+                .telnet_username("root"),
+        )
+        .board(
+            Board::new("a-2", "socA", 2302)
+                .pdu("pdu-1", 2)
+                .lab_location("Lab Site B")
+                .telnet_username("root"),
+        )
+        .board(
+            Board::new("b-1", "socB", 2303)
+                .lab_location("Lab Site B")
+                .telnet_username("admin")
+                .telnet_password("hunter2"),
+        )
+        .write(dir.join("boards.yaml"))
 }
 
 struct Api {

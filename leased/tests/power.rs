@@ -10,7 +10,7 @@ use axum::routing::get;
 use leased::api::{self, PowerResult, PowerState};
 use leased::config::{Config, StoreSpec};
 use serde_json::{Value, json};
-use socv_testkit::free_port;
+use socv_testkit::{Board, LabFile, Pdu, free_port};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,10 +100,12 @@ struct Lab {
     dir: Arc<tempfile::TempDir>,
 }
 
-async fn lab(pdus: &str, boards: &str, with_tokens: bool) -> Lab {
+async fn lab(pdus: Vec<Pdu>, boards: Vec<Board>, with_tokens: bool) -> Lab {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("boards.yaml");
-    std::fs::write(&path, format!("pdus:\n{pdus}\nboards:\n{boards}")).unwrap();
+    let path = LabFile::new()
+        .pdus(pdus)
+        .boards(boards)
+        .write(dir.path().join("boards.yaml"));
     let mut config = Config::new(path, StoreSpec::Embedded(dir.path().join("store.redb")));
     if with_tokens {
         let tokens = dir.path().join("tokens.toml");
@@ -117,15 +119,12 @@ async fn lab(pdus: &str, boards: &str, with_tokens: bool) -> Lab {
     }
 }
 
-fn board(id: &str, port: u16, pdu: Option<(&str, u32)>) -> String {
-    let mut text = format!(
-        "  - board_id: {id}\n    soc_family: socA\n    board_ip: 127.0.0.1\n    \
-         telnet_port: {port}\n    lab_location: Lab Site A\n"
-    );
-    if let Some((pdu, outlet)) = pdu {
-        text.push_str(&format!("    pdu_host: {pdu}\n    pdu_outlet: {outlet}\n"));
+fn board(id: &str, port: u16, pdu: Option<(&str, u32)>) -> Board {
+    let board = Board::new(id, "socA", port);
+    match pdu {
+        Some((pdu, outlet)) => board.pdu(pdu, outlet),
+        None => board,
     }
-    text
 }
 
 struct Answer {
@@ -195,11 +194,14 @@ impl Lab {
 #[tokio::test]
 async fn the_http_driver_switches_reads_and_cycles_through_its_urls() {
     let (url, pdu) = fake_pdu().await;
-    let pdus = format!(
-        "  pdu-h:\n    driver: http\n    base_url: {url}\n    username: ops\n    password: s3cret\n"
-    );
-    let boards = board("a-1", 2301, Some(("pdu-h", 3)));
-    let lab = lab(&pdus, &boards, false).await;
+    let pdus = vec![
+        Pdu::new("pdu-h", "http")
+            .field("base_url", &url)
+            .field("username", "ops")
+            .field("password", "s3cret"),
+    ];
+    let boards = vec![board("a-1", 2301, Some(("pdu-h", 3)))];
+    let lab = lab(pdus, boards, false).await;
     lab.lease("a-1", "ann@h").await;
 
     let off = lab.power("a-1", "off", "ann@h").await.result();
@@ -230,9 +232,12 @@ async fn the_http_driver_switches_reads_and_cycles_through_its_urls() {
 #[tokio::test]
 async fn only_the_holder_or_an_admin_may_power_a_board() {
     let (url, pdu) = fake_pdu().await;
-    let pdus = format!("  pdu-h:\n    driver: http\n    base_url: {url}\n");
-    let boards = board("a-1", 2301, Some(("pdu-h", 1))) + &board("a-2", 2302, None);
-    let lab = lab(&pdus, &boards, true).await;
+    let pdus = vec![Pdu::new("pdu-h", "http").field("base_url", &url)];
+    let boards = vec![
+        board("a-1", 2301, Some(("pdu-h", 1))),
+        board("a-2", 2302, None),
+    ];
+    let lab = lab(pdus, boards, true).await;
 
     let a = lab.power("a-1", "off", "alice-token-0123456789").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
@@ -269,8 +274,12 @@ async fn only_the_holder_or_an_admin_may_power_a_board() {
 async fn a_failing_http_pdu_is_retried_then_reported_with_its_answer() {
     let (url, pdu) = fake_pdu().await;
     *pdu.fail.lock().unwrap() = Some((500, "relay 4 jammed".to_owned()));
-    let pdus = format!("  pdu-h:\n    driver: http\n    base_url: {url}\n    retries: 2\n");
-    let lab = lab(&pdus, &board("a-1", 2301, Some(("pdu-h", 4))), false).await;
+    let pdus = vec![
+        Pdu::new("pdu-h", "http")
+            .field("base_url", &url)
+            .field("retries", 2),
+    ];
+    let lab = lab(pdus, vec![board("a-1", 2301, Some(("pdu-h", 4)))], false).await;
     lab.lease("a-1", "ann@h").await;
     let a = lab.power("a-1", "off", "ann@h").await;
     assert_eq!(
@@ -291,12 +300,19 @@ async fn a_failing_http_pdu_is_retried_then_reported_with_its_answer() {
 async fn an_unreachable_pdu_says_so() {
     // A port nothing listens on.
     let port = free_port();
-    let pdus = format!(
-        "  pdu-h:\n    driver: http\n    base_url: http://127.0.0.1:{port}\n    retries: 1\n  \
-         pdu-d:\n    driver: pdudaemon\n    url: http://127.0.0.1:{port}\n    retries: 0\n"
-    );
-    let boards = board("a-1", 2301, Some(("pdu-h", 1))) + &board("a-2", 2302, Some(("pdu-d", 1)));
-    let lab = lab(&pdus, &boards, false).await;
+    let pdus = vec![
+        Pdu::new("pdu-h", "http")
+            .field("base_url", format!("http://127.0.0.1:{port}"))
+            .field("retries", 1),
+        Pdu::new("pdu-d", "pdudaemon")
+            .field("url", format!("http://127.0.0.1:{port}"))
+            .field("retries", 0),
+    ];
+    let boards = vec![
+        board("a-1", 2301, Some(("pdu-h", 1))),
+        board("a-2", 2302, Some(("pdu-d", 1))),
+    ];
+    let lab = lab(pdus, boards, false).await;
     lab.lease("a-1", "ann@h").await;
     lab.lease("a-2", "ann@h").await;
     let a = lab.power("a-1", "on", "ann@h").await;
@@ -330,13 +346,20 @@ async fn an_unreachable_pdu_says_so() {
 #[tokio::test]
 async fn the_pdudaemon_driver_speaks_its_api() {
     let (url, pdu) = fake_pdu().await;
-    let pdus = format!(
-        "  lab-pdu1:\n    driver: pdudaemon\n    url: {url}\n    delay_s: 3\n    retries: 1\n  \
-         pdu-2:\n    driver: pdudaemon\n    url: {url}\n    hostname: other-key\n"
-    );
-    let boards =
-        board("a-1", 2301, Some(("lab-pdu1", 2))) + &board("a-2", 2302, Some(("pdu-2", 5)));
-    let lab = lab(&pdus, &boards, false).await;
+    let pdus = vec![
+        Pdu::new("lab-pdu1", "pdudaemon")
+            .field("url", &url)
+            .field("delay_s", 3)
+            .field("retries", 1),
+        Pdu::new("pdu-2", "pdudaemon")
+            .field("url", &url)
+            .field("hostname", "other-key"),
+    ];
+    let boards = vec![
+        board("a-1", 2301, Some(("lab-pdu1", 2))),
+        board("a-2", 2302, Some(("pdu-2", 5))),
+    ];
+    let lab = lab(pdus, boards, false).await;
     lab.lease("a-1", "ann@h").await;
     lab.lease("a-2", "ann@h").await;
     assert_eq!(
@@ -379,26 +402,29 @@ async fn the_pdudaemon_driver_speaks_its_api() {
 
 /// A `command` PDU whose templates append `<what> <outlet>` to power.log in `dir`, taking
 /// `secs` each.
-fn command_pdu(name: &str, dir: &std::path::Path, secs: f64, extra: &str) -> String {
+fn command_pdu(name: &str, dir: &std::path::Path, secs: f64) -> Pdu {
     let log = dir.join("power.log");
     let log = log.display();
-    format!(
-        "  {name}:\n    driver: command\n    \
-         on: \"echo {name} on {{outlet}} >> {log}; sleep {secs}\"\n    \
-         off: \"echo {name} off {{outlet}} >> {log}; sleep {secs}\"\n    \
-         status: \"echo on\"\n    cycle_delay_s: 0.1\n{extra}"
-    )
+    Pdu::new(name, "command")
+        .field(
+            "on",
+            format!("echo {name} on {{outlet}} >> {log}; sleep {secs}"),
+        )
+        .field(
+            "off",
+            format!("echo {name} off {{outlet}} >> {log}; sleep {secs}"),
+        )
+        .field("status", "echo on")
+        .field("cycle_delay_s", 0.1)
 }
 
-async fn command_lab(pdus: impl Fn(&std::path::Path) -> String, boards: &str) -> Lab {
+async fn command_lab(pdus: impl Fn(&std::path::Path) -> Vec<Pdu>, boards: Vec<Board>) -> Lab {
     // The lab's dir is made first so the templates can name its log.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("boards.yaml");
-    std::fs::write(
-        &path,
-        format!("pdus:\n{}\nboards:\n{boards}", pdus(dir.path())),
-    )
-    .unwrap();
+    let path = LabFile::new()
+        .pdus(pdus(dir.path()))
+        .boards(boards)
+        .write(dir.path().join("boards.yaml"));
     let config = Config::new(path, StoreSpec::Embedded(dir.path().join("store.redb")));
     let state = leased::server::build(config).await.unwrap();
     Lab {
@@ -409,10 +435,18 @@ async fn command_lab(pdus: impl Fn(&std::path::Path) -> String, boards: &str) ->
 
 #[tokio::test]
 async fn a_cycle_is_never_split_and_different_pdus_work_in_parallel() {
-    let boards = board("a-1", 2301, Some(("cmd-1", 1))) + &board("a-2", 2302, Some(("cmd-2", 1)));
+    let boards = vec![
+        board("a-1", 2301, Some(("cmd-1", 1))),
+        board("a-2", 2302, Some(("cmd-2", 1))),
+    ];
     let lab = command_lab(
-        |dir| command_pdu("cmd-1", dir, 0.3, "") + &command_pdu("cmd-2", dir, 0.3, ""),
-        &boards,
+        |dir| {
+            vec![
+                command_pdu("cmd-1", dir, 0.3),
+                command_pdu("cmd-2", dir, 0.3),
+            ]
+        },
+        boards,
     )
     .await;
     lab.lease("a-1", "ann@h").await;
@@ -450,25 +484,38 @@ async fn a_cycle_is_never_split_and_different_pdus_work_in_parallel() {
 
 #[tokio::test]
 async fn a_command_pdu_retries_times_out_and_quotes_stderr() {
-    let boards = board("a-1", 2301, Some(("flaky", 2)))
-        + &board("a-2", 2302, Some(("slow", 1)))
-        + &board("a-3", 2303, Some(("broken", 1)));
+    let boards = vec![
+        board("a-1", 2301, Some(("flaky", 2))),
+        board("a-2", 2302, Some(("slow", 1))),
+        board("a-3", 2303, Some(("broken", 1))),
+    ];
     let lab = command_lab(
         |dir| {
             let count = dir.join("count");
             let count = count.display();
-            format!(
-                "  flaky:\n    driver: command\n    \
-                 on: \"n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; \
-                 [ $n -ge 3 ] || {{ echo not yet >&2; exit 1; }}\"\n    off: \"true\"\n    \
-                 retries: 3\n  \
-                 slow:\n    driver: command\n    on: \"sleep 5\"\n    off: \"true\"\n    \
-                 timeout_s: 1\n    retries: 0\n  \
-                 broken:\n    driver: command\n    on: \"echo relay {{outlet}} stuck >&2; exit 4\"\n    \
-                 off: \"true\"\n    retries: 1\n"
-            )
+            vec![
+                Pdu::new("flaky", "command")
+                    .field(
+                        "on",
+                        format!(
+                            "n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; \
+                             [ $n -ge 3 ] || {{ echo not yet >&2; exit 1; }}"
+                        ),
+                    )
+                    .field("off", "true")
+                    .field("retries", 3),
+                Pdu::new("slow", "command")
+                    .field("on", "sleep 5")
+                    .field("off", "true")
+                    .field("timeout_s", 1)
+                    .field("retries", 0),
+                Pdu::new("broken", "command")
+                    .field("on", "echo relay {outlet} stuck >&2; exit 4")
+                    .field("off", "true")
+                    .field("retries", 1),
+            ]
         },
-        &boards,
+        boards,
     )
     .await;
     for b in ["a-1", "a-2", "a-3"] {

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use leased::api::{self, PowerResult, PowerState};
 use leased::config::{Config, StoreSpec};
 use serde_json::{Value, json};
-use socv_testkit::ApcSnmpAgent;
+use socv_testkit::{ApcSnmpAgent, Board, LabFile, Pdu};
 use tower::ServiceExt;
 
 async fn post(router: &Router, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -42,21 +42,21 @@ async fn apc_outlets_are_switched_and_read_in_all_three_mibs() {
     let dir = tempfile::tempdir().unwrap();
     let agent = ApcSnmpAgent::start(dir.path());
     let port = agent.port;
-    let pdu = |name: &str, extra: &str| {
-        format!(
-            "  {name}:\n    driver: apc-snmp\n    host: 127.0.0.1\n    port: {port}\n    \
-             timeout_s: 2\n    retries: 0\n{extra}"
-        )
+    let pdu = |name: &str| {
+        Pdu::new(name, "apc-snmp")
+            .field("host", "127.0.0.1")
+            .field("port", port)
+            .field("timeout_s", 2)
+            .field("retries", 0)
     };
     let pdus = [
-        pdu("apc-s", "    mib: sPDU\n    version: 1\n"),
-        pdu("apc-r", "    mib: rPDU\n"),
-        pdu("apc-r2", ""),
-        pdu("apc-ro", "    community: public\n"),
-        pdu("apc-wrong", "    community: nobody-knows\n"),
-    ]
-    .concat();
-    let boards: String = [
+        pdu("apc-s").field("mib", "sPDU").field("version", 1),
+        pdu("apc-r").field("mib", "rPDU"),
+        pdu("apc-r2"),
+        pdu("apc-ro").field("community", "public"),
+        pdu("apc-wrong").field("community", "nobody-knows"),
+    ];
+    let boards = [
         ("s-1", "apc-s", 5),
         ("r-1", "apc-r", 2),
         ("r2-1", "apc-r2", 7),
@@ -66,15 +66,14 @@ async fn apc_outlets_are_switched_and_read_in_all_three_mibs() {
     .iter()
     .enumerate()
     .map(|(i, (id, pdu, outlet))| {
-        format!(
-            "  - board_id: {id}\n    soc_family: socA\n    board_ip: 127.0.0.1\n    \
-             telnet_port: {}\n    lab_location: A\n    pdu_host: {pdu}\n    pdu_outlet: {outlet}\n",
-            2300 + i
-        )
-    })
-    .collect();
-    let path = dir.path().join("boards.yaml");
-    std::fs::write(&path, format!("pdus:\n{pdus}boards:\n{boards}")).unwrap();
+        Board::new(id, "socA", 2300 + i as u16)
+            .lab_location("A")
+            .pdu(pdu, *outlet)
+    });
+    let path = LabFile::new()
+        .pdus(pdus)
+        .boards(boards)
+        .write(dir.path().join("boards.yaml"));
     let config = Config::new(path, StoreSpec::Embedded(dir.path().join("store.redb")));
     let router = leased::server::router(leased::server::build(config).await.unwrap());
     for board in ["s-1", "r-1", "r2-1", "ro-1", "w-1"] {

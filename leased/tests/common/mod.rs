@@ -3,7 +3,7 @@
 
 use leased::api;
 use serde_json::Value;
-use socv_testkit::free_port;
+use socv_testkit::{LabFile, free_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,17 +26,9 @@ role = "admin"
 
 /// Writes a lab of `n` boards of one family on loopback addresses nobody listens on.
 pub fn write_lab(dir: &Path, family: &str, n: usize) -> PathBuf {
-    let mut yaml = String::from("boards:\n");
-    for i in 1..=n {
-        yaml.push_str(&format!(
-            "  - board_id: {family}-{i:03}\n    soc_family: {family}\n    board_ip: 127.0.0.1\n    \
-             telnet_port: {}\n    lab_location: Lab Site A\n",
-            20000 + i
-        ));
-    }
-    let path = dir.join(format!("boards-{family}-{n}.yaml"));
-    std::fs::write(&path, yaml).expect("writing the lab file");
-    path
+    LabFile::new()
+        .family(family, n, 20000, |board| board)
+        .write(dir.join(format!("boards-{family}-{n}.yaml")))
 }
 
 /// A leased process, killed on drop.
