@@ -4,14 +4,11 @@
 //! Feishu's, and a webhook whose certificate is not trusted is counted failed with the reason,
 //! the run unaffected. No webhook path or secret shows in what socv prints.
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
+use crate::support::simlab::{SimLeased, expect_code, script, stderr, stdout};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use leased::config::{NotifyConfig, NotifyOn, TlsFiles};
 use serde_json::Value;
-use simlab::{SimLeased, expect_code, script, stderr, stdout};
 use socv::exit_codes;
 use socv_testkit::{TestCa, serve_https};
 use std::sync::{Arc, Mutex};

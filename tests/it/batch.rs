@@ -1,10 +1,7 @@
 //! `socv batch` end to end on the simulated lab: 20 tests on 6 boards (summary and one JUnit
 //! file), a bad plan refused before any lease, and Ctrl-C releasing every lease.
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
-use simlab::{SimLeased, expect_code, script_in as script, stderr, stdout};
+use crate::support::simlab::{SimLeased, expect_code, script_in as script, stderr, stdout};
 use socv::exit_codes;
 use std::path::PathBuf;
 

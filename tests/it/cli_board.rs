@@ -1,10 +1,7 @@
 //! `socv exec`, `socv push` and `socv demo` end to end: the real binary, leased in-process,
 //! and the simulated lab's telnet boards with a real shell.
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
-use simlab::{SOCV, SimLeased, expect_code, stderr, stdout};
+use crate::support::simlab::{SOCV, SimLeased, expect_code, stderr, stdout};
 use socv::exit_codes;
 use std::process::Command;
 

@@ -1,6 +1,5 @@
 //! A whole lab for end-to-end tests: the simulated boards and an in-process leased on an
 //! embedded store, served from a thread of their own; `socv` runs as a real process against it.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -2,12 +2,9 @@
 //! `socv-run`, the run's tags, its state history, its console lines as logs, and its summary and
 //! test-case artifacts. Read back through Prefect's own REST API from a real Prefect server.
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
+use crate::support::simlab::{SimLeased, expect_code, stdout};
 use leased::api::Run;
 use serde_json::{Value, json};
-use simlab::{SimLeased, expect_code, stdout};
 use socv_testkit::PrefectServer;
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,7 @@
 //! `socv power` end to end: the real binary, leased in-process, and the simulated lab whose PDU
 //! really cuts its boards (the http driver for socA, pdudaemon's API for socB).
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
-use simlab::{SOCV, SimLeased, expect_code, stderr, stdout};
+use crate::support::simlab::{SOCV, SimLeased, expect_code, stderr, stdout};
 use socv::exit_codes;
 use socv_testkit::{Board, LabFile, Pdu};
 use std::net::TcpStream;

@@ -2,11 +2,8 @@
 //! `socv history` shows it (table and JSON, with filters); bad flags are refused before leased is
 //! asked; leased going away mid-run costs one warning, never the run's result.
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
+use crate::support::simlab::{SimLeased, expect_code, post, script, stderr, stdout};
 use leased::api::{CaseOutcome, Run, RunState};
-use simlab::{SimLeased, expect_code, post, script, stderr, stdout};
 use socv::exit_codes;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;

@@ -2,10 +2,7 @@
 //! LAVA markers, a hang (124, board power-cycled), a board dropping the link (retried on
 //! another board, its failure count up), a quarantined family (125), and never a lease left.
 
-#[path = "support/simlab.rs"]
-mod simlab;
-
-use simlab::{SimLeased, expect_code, post, script, stderr, stdout};
+use crate::support::simlab::{SimLeased, expect_code, post, script, stderr, stdout};
 use socv::exit_codes;
 use std::path::PathBuf;
 
