@@ -1,7 +1,7 @@
 //! Run history in a real Prefect server (3.9.1, installed by tests/run.sh): the REST client, and
 //! the deliverer carrying a store's outbox there.
 //!
-//! One server is shared by the tests of this binary (it takes 10–15 s to start); every test uses
+//! One server is shared by the tests of this module (it takes 10–15 s to start); every test uses
 //! run ids of its own. Tests that need a server of their own (auth, starting late) start one.
 
 use async_trait::async_trait;

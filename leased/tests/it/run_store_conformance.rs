@@ -31,11 +31,7 @@ const TERMINAL: [RunState; 5] = [
 // ---------------------------------------------------------------------------------------------
 // The two backends
 
-#[path = "common/backends.rs"]
-#[macro_use]
-mod backends;
-
-use backends::{Backend, Embedded, Redis};
+use crate::common::backends::{Backend, Embedded, Redis, conformance_suite};
 
 conformance_suite!(
     start_records_a_pending_run,

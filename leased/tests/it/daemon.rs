@@ -1,9 +1,7 @@
 //! The leased binary as a process: kill -9 loses no lease (both stores), Redis going away is a
 //! fast 503 and leased recovers by itself, and expired leases free their board.
 
-mod common;
-
-use common::{Daemon, call, write_lab};
+use crate::common::{Daemon, call, write_lab};
 use reqwest::Method;
 use serde_json::json;
 use socv_testkit::RedisServer;

@@ -5,9 +5,7 @@
 //!
 //! What Prefect holds is read back through its own REST API, not through leased.
 
-mod common;
-
-use common::{Answer, Daemon, call, write_lab};
+use crate::common::{Answer, Daemon, call, write_lab};
 use reqwest::Method;
 use serde_json::{Value, json};
 use socv_testkit::{PrefectServer, RedisServer, free_port};

@@ -48,11 +48,7 @@ const TWO_A: &[(&str, &str, &str)] = &[
 // ---------------------------------------------------------------------------------------------
 // The two backends
 
-#[path = "common/backends.rs"]
-#[macro_use]
-mod backends;
-
-use backends::{Backend, Embedded, Redis};
+use crate::common::backends::{Backend, Embedded, Redis, conformance_suite};
 
 conformance_suite!(
     identifies_itself_and_answers_ping,

@@ -1,7 +1,6 @@
 //! The two store backends for the conformance suites (`store_conformance.rs`,
 //! `run_store_conformance.rs`): each case gets an empty store location of its own, and every
 //! case is instantiated once per backend.
-#![allow(dead_code)]
 
 use leased::store::{EmbeddedStore, RedisStore, Store};
 use socv_testkit::RedisServer;
@@ -108,3 +107,4 @@ macro_rules! conformance_suite {
         }
     };
 }
+pub(crate) use conformance_suite;

@@ -7,11 +7,9 @@
 //! The CA and certificates are made afresh by each test (`socv-testkit`); the https servers are
 //! axum on rustls, bound to 127.0.0.1.
 
-mod common;
-
+use crate::common::{Daemon, call, client_trusting, write_lab};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use common::{Daemon, call, client_trusting, write_lab};
 use leased::config::PrefectConfig;
 use leased::prefect::client::RetryPolicy;
 use leased::prefect::{PrefectClient, PrefectError};

@@ -4,9 +4,7 @@
 //! asserts that no board was ever held twice at once, and that waiters were served strictly in
 //! priority order, first come first served within a priority.
 
-mod common;
-
-use common::{Daemon, call, write_lab};
+use crate::common::{Daemon, call, write_lab};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::json;

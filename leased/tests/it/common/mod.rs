@@ -1,5 +1,6 @@
 //! Shared pieces of the daemon-level tests: a leased process and a small HTTP client.
-#![allow(dead_code)]
+
+pub mod backends;
 
 use leased::api;
 use serde_json::Value;

@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-mod common;
-use common::TOKENS;
+use crate::common::TOKENS;
 
 /// What the fake PDU server saw, and how it answers.
 #[derive(Default)]

@@ -10,8 +10,7 @@ use socv_testkit::{Board, LabFile, Pdu};
 use std::path::Path;
 use tower::ServiceExt;
 
-mod common;
-use common::TOKENS;
+use crate::common::TOKENS;
 
 /// A small lab on loopback addresses: socA ×2 (one at "Lab Site B"), socB ×1 with a password.
 pub fn write_lab(dir: &Path) -> std::path::PathBuf {
