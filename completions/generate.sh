@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the committed completions/ and man/ from socv's own clap definitions (the binary
-# generates them, never build.rs). tests/generated_files.rs fails until this has been run after a
-# change to the command line.
+# generates them, never build.rs). tests/it/generated_files.rs fails until this has been run
+# after a change to the command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

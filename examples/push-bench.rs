@@ -6,9 +6,6 @@
 //! `cargo run --release --example push-bench` (needs busybox-static, ser2net and socat, as
 //! the tests do).
 
-#[path = "../tests/support/telnetd.rs"]
-mod telnetd;
-
 use socv::session::{BoardSession, LocalFile, SessionConfig};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -132,12 +129,12 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => fail("raw TCP loopback (ceiling)", &e),
     }
 
-    let busybox = telnetd::BusyboxTelnetd::start();
+    let busybox = socv_testkit::BusyboxTelnetd::start();
     let config = board_config(
         "bench-busybox",
         busybox.port,
-        telnetd::USER,
-        telnetd::PASSWORD,
+        socv_testkit::USER,
+        socv_testkit::PASSWORD,
     );
     let remote = busybox.home.join("bench.bin").display().to_string();
     match push_median(&config, &file, &remote).await {
@@ -161,12 +158,12 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(busybox);
 
-    let ser2net = telnetd::Ser2net::start();
+    let ser2net = socv_testkit::Ser2net::start();
     let config = board_config(
         "bench-ser2net",
         ser2net.port,
-        telnetd::USER,
-        telnetd::PASSWORD,
+        socv_testkit::USER,
+        socv_testkit::PASSWORD,
     );
     let remote = ser2net.home.join("bench.bin").display().to_string();
     match push_median(&config, &file, &remote).await {

@@ -20,8 +20,8 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use leased::api::{self, DaemonHealth};
 use leased::config::{Config, StoreSpec};
-use leased::testing::{PrefectServer, RedisServer, free_port};
 use serde_json::{Value, json};
+use socv_testkit::{PrefectServer, RedisServer, free_port};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]

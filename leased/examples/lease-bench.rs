@@ -38,7 +38,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use leased::api::{self, BoardView, DaemonHealth, Lease, LeaseRequest};
 use leased::config::{Config, StoreSpec};
-use leased::testing::RedisServer;
+use socv_testkit::RedisServer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

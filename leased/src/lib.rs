@@ -17,5 +17,3 @@ pub use server::serve;
 pub use socv_api as api;
 /// TLS trust and failure words, shared with socv (`leased/http`).
 pub use socv_http::{cause, tls};
-#[doc(hidden)]
-pub mod testing;

@@ -1,6 +1,7 @@
 //! The lease store: one trait, two backends (Redis and embedded) with the same semantics.
 //!
-//! Semantics every backend keeps (docs/architecture.md §2), checked by `tests/store_conformance.rs`:
+//! Semantics every backend keeps (docs/architecture.md §2), checked by
+//! `leased/tests/it/store_conformance.rs`:
 //! - A free, healthy, undrained board matching the request is granted at once; among several,
 //!   one at the preferred location wins, then the least recently used, then the lowest id.
 //! - Otherwise, if the request may wait, it gets a ticket in one queue ordered by priority, then

@@ -1,6 +1,6 @@
 //! Run records and the outbox that carries them to Prefect.
 //!
-//! Semantics every backend keeps (checked by `tests/run_store_conformance.rs`):
+//! Semantics every backend keeps (checked by `tests/it/run_store_conformance.rs`):
 //! - `run_start` records a run in state Pending and appends `Create` to the outbox, in one
 //!   atomic step. Starting a run id already recorded answers the recorded run unchanged and
 //!   appends nothing (a client's retried POST records the run once).

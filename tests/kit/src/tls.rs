@@ -1,6 +1,7 @@
 //! A test CA, the server certificates it issues (valid, expired, for another name), https
 //! servers on loopback, and socat as a TLS terminator.
 
+use crate::port::free_port;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -265,12 +266,4 @@ impl Drop for TlsTerminator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
