@@ -14,7 +14,7 @@
 //! exponential backoff and jitter. Errors say what is wrong in words a person can act on.
 
 use super::FLOW_NAME;
-use crate::api::time::{now_ms, system_time};
+use crate::api::time::{Backoff, now_ms, system_time};
 use crate::api::{CaseOutcome, LogLine, Run, RunState};
 use crate::config::PrefectConfig;
 use reqwest::{Method, StatusCode};
@@ -119,17 +119,16 @@ impl PrefectError {
 pub struct RetryPolicy {
     /// Attempts in all (at least 1).
     pub tries: u32,
-    /// Delay before the second attempt; it doubles after each (with ±50 % jitter).
-    pub first_delay: Duration,
-    pub max_delay: Duration,
+    /// The pause before each further attempt (with ±50 % jitter, so that daemons retrying
+    /// one Prefect do not move in step).
+    pub backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             tries: 5,
-            first_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(4),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(4)),
         }
     }
 }
@@ -137,11 +136,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The pause after failed attempt number `attempt` (1-based).
     fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .first_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        base.mul_f64(0.5 + rand::random::<f64>())
+        self.backoff
+            .after(attempt)
+            .mul_f64(0.5 + rand::random::<f64>())
     }
 }
 
@@ -562,6 +559,11 @@ impl PrefectClient {
     /// `POST` JSON to a path under the API URL (with retries), for diagnostics and tests.
     pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, PrefectError> {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// `PATCH` JSON to a path under the API URL (with retries); Prefect answers 204.
+    pub async fn patch_json(&self, path: &str, body: &Value) -> Result<Value, PrefectError> {
+        self.call(Method::PATCH, path, Some(body)).await
     }
 
     /// The keys among `artifacts`' that this flow run already has.

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 type StoreResult<T> = Result<T, StoreError>;
 
-fn shared() -> &'static PrefectServer {
+pub(crate) fn shared() -> &'static PrefectServer {
     static SERVER: OnceLock<PrefectServer> = OnceLock::new();
     SERVER.get_or_init(PrefectServer::started)
 }
@@ -36,8 +36,19 @@ fn config(server: &PrefectServer) -> PrefectConfig {
     }
 }
 
-fn client(server: &PrefectServer) -> PrefectClient {
-    PrefectClient::new(&config(server)).expect("client")
+/// A client of `server` that outlasts SQLite's "database is locked" 503s: the tests of this
+/// binary share two cores with other Prefect servers, and Prefect on SQLite answers 503 while
+/// another writer holds the lock (docs/reference/prefect-rest.md §5). Up to 8 tries over ~16 s.
+pub(crate) fn client(server: &PrefectServer) -> PrefectClient {
+    PrefectClient::new(&config(server))
+        .expect("client")
+        .with_retry(RetryPolicy {
+            tries: 8,
+            backoff: leased::api::time::Backoff::new(
+                Duration::from_millis(250),
+                Duration::from_secs(4),
+            ),
+        })
 }
 
 /// A run id no other test (or earlier run of this one) uses.
@@ -148,8 +159,10 @@ async fn artifacts_of(c: &PrefectClient, flow_run_id: &str) -> Vec<Value> {
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         tries: 3,
-        first_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(200),
+        backoff: leased::api::time::Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ),
     }
 }
 

@@ -140,8 +140,10 @@ fn prefect_at(url: &str, api_key: Option<&str>) -> PrefectConfig {
 fn no_retry() -> RetryPolicy {
     RetryPolicy {
         tries: 1,
-        first_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(1),
+        backoff: leased::api::time::Backoff::new(
+            Duration::from_millis(1),
+            Duration::from_millis(1),
+        ),
     }
 }
 
