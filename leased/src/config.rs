@@ -55,6 +55,9 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Most runs kept in the store (the oldest ended ones are forgotten beyond it).
     pub run_retention: usize,
+    /// The Prefect work pool socv workers serve, laid out at start when Prefect is configured
+    /// (`work_pool`, `SOCV_WORK_POOL`; default `socv`).
+    pub work_pool: String,
     /// Runs delivered to Prefect at once (each in order). 2 suits Prefect on SQLite, which
     /// answers 503 under concurrent writes; on PostgreSQL more helps.
     pub prefect_concurrency: usize,
@@ -197,6 +200,7 @@ impl Config {
             notify: NotifyConfig::default(),
             run_retention: 10_000,
             prefect_concurrency: 2,
+            work_pool: crate::prefect::setup::DEFAULT_POOL.into(),
             ca_cert: None,
             tls: None,
         }
@@ -251,6 +255,8 @@ impl Config {
         if self.run_retention == 0 {
             bail!("run_retention must be at least 1");
         }
+        crate::prefect::setup::check_pool_name(&self.work_pool)
+            .map_err(|e| anyhow::anyhow!("work_pool (SOCV_WORK_POOL): {e}"))?;
         if !(1..=64).contains(&self.prefect_concurrency) {
             bail!(
                 "prefect_concurrency must be 1 to 64, not {}",
@@ -334,6 +340,10 @@ pub struct Args {
     /// Prefect API key, sent as a bearer token (Prefect Cloud)
     #[arg(long, env = "PREFECT_API_KEY", hide_env_values = true)]
     pub prefect_api_key: Option<String>,
+    /// The Prefect work pool of socv workers, with its queues p1, p2, p3 and the socv-run
+    /// deployment, made at start when missing [default: socv]
+    #[arg(long, env = "SOCV_WORK_POOL")]
+    pub work_pool: Option<String>,
     /// Slack incoming webhook for notifications
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<String>,
@@ -383,6 +393,7 @@ struct FileConfig {
     notify_long_wait: Option<Duration>,
     run_retention: Option<usize>,
     prefect_concurrency: Option<usize>,
+    work_pool: Option<String>,
     ca_cert: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -503,6 +514,9 @@ impl Args {
         if let Some(n) = file.prefect_concurrency {
             c.prefect_concurrency = n;
         }
+        if let Some(pool) = nonempty(self.work_pool).or(nonempty(file.work_pool)) {
+            c.work_pool = pool;
+        }
         c.check()?;
         Ok(c)
     }
@@ -522,6 +536,21 @@ mod tests {
             StoreSpec::parse("/var/lib/socv/leased.redb"),
             StoreSpec::Embedded("/var/lib/socv/leased.redb".into())
         );
+    }
+
+    #[test]
+    fn a_work_pool_prefect_would_refuse_is_named_at_start() {
+        let mut c = Config::new("b.yaml", StoreSpec::Embedded("x".into()));
+        assert_eq!(c.work_pool, "socv");
+        c.work_pool = "prefect-sh".into();
+        let err = c.check().unwrap_err().to_string();
+        assert!(
+            err.starts_with("work_pool (SOCV_WORK_POOL): work pool \"prefect-sh\""),
+            "{err}"
+        );
+        c.work_pool = String::new();
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
     }
 
     #[test]

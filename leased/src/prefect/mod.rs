@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod deliver;
+pub mod setup;
 
 pub use client::{LogsPosted, PrefectClient, PrefectError, StateOutcome};
 pub use deliver::{DeliverOptions, Deliverer, DelivererHandle};

@@ -3,9 +3,9 @@
 //! without bound.
 
 use crate::api::PrefectStatus;
-use crate::api::time::Clock;
+use crate::api::time::{Backoff, Clock};
 use crate::config::Config;
-use crate::prefect::{Deliverer, DelivererHandle, PrefectClient};
+use crate::prefect::{Deliverer, DelivererHandle, PrefectClient, setup};
 use crate::store::RunStore;
 use crate::tls::CaBundle;
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,8 @@ pub struct Outbox {
     handle: Option<DelivererHandle>,
     /// Taken by [`Outbox::start`].
     deliverer: Mutex<Option<Deliverer>>,
+    /// With Prefect: the client and work pool that [`setup::ensure`] lays out at start.
+    layout: Option<(PrefectClient, String)>,
     clock: Clock,
 }
 
@@ -34,15 +36,17 @@ impl Outbox {
         runs: Arc<dyn RunStore>,
         clock: &Clock,
     ) -> anyhow::Result<Outbox> {
-        let deliverer = match &config.prefect {
-            Some(p) => Some(
-                Deliverer::new(runs.clone(), PrefectClient::with_ca(p, ca)?)
-                    .with_clock(clock.clone())
-                    .with_concurrency(config.prefect_concurrency),
-            ),
+        let client = match &config.prefect {
+            Some(p) => Some(PrefectClient::with_ca(p, ca)?),
             None => None,
         };
+        let deliverer = client.clone().map(|c| {
+            Deliverer::new(runs.clone(), c)
+                .with_clock(clock.clone())
+                .with_concurrency(config.prefect_concurrency)
+        });
         Ok(Outbox {
+            layout: client.map(|c| (c, config.work_pool.clone())),
             runs,
             handle: deliverer.as_ref().map(Deliverer::handle),
             deliverer: Mutex::new(deliverer),
@@ -73,13 +77,54 @@ impl Outbox {
         status
     }
 
-    /// Starts delivering (or sweeping) until `stop`.
+    /// Starts delivering (or sweeping) until `stop`; with Prefect, also lays out the work pool,
+    /// its queues and the deployment (once, retried until Prefect takes it).
     pub fn start(&self, stop: CancellationToken) -> JoinHandle<()> {
+        if let Some((client, pool)) = &self.layout {
+            tokio::spawn(lay_out(client.clone(), pool.clone(), stop.clone()));
+        }
         let deliverer = self.deliverer.lock().ok().and_then(|mut d| d.take());
         match deliverer {
             Some(d) => tokio::spawn(d.run(stop)),
             None if self.handle.is_some() => tokio::spawn(async {}),
             None => tokio::spawn(sweep(self.runs.clone(), self.clock.clone(), stop)),
+        }
+    }
+}
+
+/// Makes sure Prefect holds the flow, the work pool `pool` with its priority queues and the
+/// `socv-run` deployment ([`setup::ensure`]), trying again with backoff while Prefect is down or
+/// refuses (the error is logged once per change, with what to fix).
+async fn lay_out(client: PrefectClient, pool: String, stop: CancellationToken) {
+    let mut waits = Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).waits();
+    let mut last_error = None;
+    loop {
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = setup::ensure(&client, &pool) => r,
+        };
+        match outcome {
+            Ok(report) if report.changed.is_empty() => {
+                tracing::info!(pool = %pool, deployment = %report.deployment_id, "Prefect's work pool and deployment are as they should be");
+                return;
+            }
+            Ok(report) => {
+                tracing::info!(pool = %pool, deployment = %report.deployment_id, changed = %report.changed.join("; "), "Prefect laid out for socv workers");
+                return;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(
+                        "laying out Prefect's work pool {pool} and the socv-run deployment: {text} (trying again)"
+                    );
+                    last_error = Some(text);
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(waits.next_wait()) => {}
         }
     }
 }

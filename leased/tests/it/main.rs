@@ -16,6 +16,7 @@ mod notify;
 mod power;
 mod power_snmp;
 mod prefect;
+mod prefect_setup;
 mod run_store_conformance;
 mod store_conformance;
 mod tls;
