@@ -78,6 +78,9 @@ hits=$(grep -rn 'leased::' src --include=*.rs | grep -vE '^src/commands/(demo|ma
 #   The contract crate is serde only: no runtime, store or server crates beneath it.
 hits=$(cargo tree -p socv-api --all-features --locked -e normal --prefix none --format '{p}' | grep -E '^(tokio|redis|redb|axum|hyper|reqwest|leased) ' || true)
 [ -z "$hits" ] || broken "socv-api depends on a runtime, store or server crate" "$hits"
+#   The Prefect client serves leased and socv's worker alike: no store or server beneath it.
+hits=$(cargo tree -p socv-prefect --locked -e normal --prefix none --format '{p}' | grep -E '^(redis|redb|axum|leased|socv) ' || true)
+[ -z "$hits" ] || broken "socv-prefect depends on a store, a server or a binary crate" "$hits"
 [ -z "$rule_broken" ] || exit 1
 
 echo "== cargo test"

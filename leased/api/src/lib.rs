@@ -24,6 +24,19 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{n:012x}")
 }
 
+/// 16 bytes in a UUID's text form (`8-4-4-4-12` hex digits).
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// What a board's console says when it wants the user name, unless boards.yaml says otherwise.
 pub const DEFAULT_LOGIN_PROMPT: &str = "login:";
 /// What a board's console says when it wants the password, unless boards.yaml says otherwise.

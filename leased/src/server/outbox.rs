@@ -92,11 +92,14 @@ impl Outbox {
     }
 }
 
+/// Between tries of the layout: 1 s doubling to 60 s.
+const LAYOUT_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+
 /// Makes sure Prefect holds the flow, the work pool `pool` with its priority queues and the
 /// `socv-run` deployment ([`setup::ensure`]), trying again with backoff while Prefect is down or
 /// refuses (the error is logged once per change, with what to fix).
 async fn lay_out(client: PrefectClient, pool: String, stop: CancellationToken) {
-    let mut waits = Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).waits();
+    let mut waits = LAYOUT_BACKOFF.waits();
     let mut last_error = None;
     loop {
         let outcome = tokio::select! {
@@ -111,6 +114,16 @@ async fn lay_out(client: PrefectClient, pool: String, stop: CancellationToken) {
             Ok(report) => {
                 tracing::info!(pool = %pool, deployment = %report.deployment_id, changed = %report.changed.join("; "), "Prefect laid out for socv workers");
                 return;
+            }
+            // A setting to fix (credentials, CA, URL) is said once, by the deliverer, which meets
+            // it too; meanwhile this tries again only at the longest wait.
+            Err(e) if e.is_configuration() => {
+                tracing::debug!(error = %e, pool = %pool, "laying out Prefect: a setting to fix");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(LAYOUT_BACKOFF.max) => {}
+                }
+                continue;
             }
             Err(e) => {
                 let text = e.to_string();

@@ -96,18 +96,7 @@ pub fn new_transition_id() -> String {
     uuid_text(&b)
 }
 
-/// 16 bytes in a UUID's text form (`8-4-4-4-12` hex digits).
-pub fn uuid_text(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
+pub use socv_api::uuid_text;
 
 /// Whether a run in state `from` may move to `to` (a repeat of the current state is not a move).
 pub fn transition_allowed(from: RunState, to: RunState) -> bool {

@@ -13,12 +13,12 @@
 //! 503 "database is locked" under load and then drops the connection) are retried with
 //! exponential backoff and jitter. Errors say what is wrong in words a person can act on.
 
-use super::FLOW_NAME;
-use crate::api::time::{Backoff, now_ms, system_time};
-use crate::api::{CaseOutcome, LogLine, Run, RunState};
-use crate::config::PrefectConfig;
+use crate::FLOW_NAME;
+use crate::PrefectConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use socv_api::time::{Backoff, now_ms, system_time};
+use socv_api::{CaseOutcome, LogLine, Run, RunState};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
@@ -228,10 +228,10 @@ impl PrefectClient {
     /// A client that trusts `ca` besides the system's roots (a Prefect behind a lab's CA).
     pub fn with_ca(
         config: &PrefectConfig,
-        ca: Option<&crate::tls::CaBundle>,
+        ca: Option<&socv_http::tls::CaBundle>,
     ) -> Result<PrefectClient, PrefectError> {
         let shown = url_without_credentials(&config.api_url);
-        let http = crate::tls::client_builder(ca)
+        let http = socv_http::tls::client_builder(ca)
             // The server closes idle connections after 5 s; never reuse one that old.
             .pool_idle_timeout(Duration::from_secs(4))
             .connect_timeout(Duration::from_secs(5))
@@ -1034,7 +1034,7 @@ fn as_uuid(id: &str) -> String {
     b.copy_from_slice(&digest[..16]);
     b[6] = (b[6] & 0x0f) | 0x50; // version 5 style (name-based)
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    crate::store::runs::uuid_text(&b)
+    socv_api::uuid_text(&b)
 }
 
 /// What Prefect said in an error body: `detail`, `exception_message` and pydantic's details.
@@ -1097,7 +1097,7 @@ fn clip(s: &str, max: usize) -> String {
 /// What went wrong on the way, in words that name the cause and the fix (never the URL's
 /// credentials: `url` is the shown one).
 fn transport_error(url: &str, e: &reqwest::Error) -> PrefectError {
-    use crate::tls::Failure;
+    use socv_http::tls::Failure;
     let failure = Failure::of(e);
     if failure.is_tls() {
         return PrefectError::Tls {
@@ -1156,7 +1156,7 @@ fn parse_ts_us(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::LogLevel;
+    use socv_api::LogLevel;
 
     #[test]
     fn long_lines_split_into_pieces_and_nothing_is_lost() {

@@ -11,7 +11,7 @@
 //! all three are re-applied in ascending order; `POST /deployments/` is an upsert that resets
 //! what it omits, so it is sent whole, and only when something differs.
 
-use super::client::{PrefectClient, PrefectError};
+use crate::client::{PrefectClient, PrefectError};
 use serde_json::{Value, json};
 
 /// The work pool's type: no Python worker has it, so only socv's workers serve its runs.
@@ -279,7 +279,7 @@ async fn ensure_deployment(
     pool: &str,
     report: &mut Report,
 ) -> Result<(), PrefectError> {
-    let flow = super::FLOW_NAME;
+    let flow = crate::FLOW_NAME;
     let name = deployment_name(pool);
     let wanted = json!({
         "name": name,
