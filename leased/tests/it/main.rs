@@ -17,6 +17,7 @@ mod power;
 mod power_snmp;
 mod prefect;
 mod prefect_setup;
+mod prefect_worker;
 mod run_store_conformance;
 mod store_conformance;
 mod tls;
