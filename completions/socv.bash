@@ -70,6 +70,9 @@ _socv() {
             socv,status)
                 cmd="socv__subcmd__status"
                 ;;
+            socv,workers)
+                cmd="socv__subcmd__workers"
+                ;;
             socv__subcmd__board,drain)
                 cmd="socv__subcmd__board__subcmd__drain"
                 ;;
@@ -142,6 +145,9 @@ _socv() {
             socv__subcmd__help,status)
                 cmd="socv__subcmd__help__subcmd__status"
                 ;;
+            socv__subcmd__help,workers)
+                cmd="socv__subcmd__help__subcmd__workers"
+                ;;
             socv__subcmd__help__subcmd__board,drain)
                 cmd="socv__subcmd__help__subcmd__board__subcmd__drain"
                 ;;
@@ -155,7 +161,7 @@ _socv() {
 
     case "${cmd}" in
         socv)
-            opts="-h -V --daemon --ca-cert --help --version run batch boards lease leases release status history exec push console board power completions man demo sim help"
+            opts="-h -V --daemon --ca-cert --help --version run batch boards lease leases release status workers history exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,7 +457,7 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help)
-            opts="run batch boards lease leases release status history exec push console board power completions man demo sim help"
+            opts="run batch boards lease leases release status workers history exec push console board power completions man demo sim help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -731,6 +737,20 @@ _socv() {
             return 0
             ;;
         socv__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__help__subcmd__workers)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1047,6 +1067,28 @@ _socv() {
             return 0
             ;;
         socv__subcmd__status)
+            opts="-h --json --daemon --ca-cert --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --daemon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        socv__subcmd__workers)
             opts="-h --json --daemon --ca-cert --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

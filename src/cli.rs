@@ -5,7 +5,7 @@ use crate::commands::{
     batch::BatchArgs, board::BoardArgs, boards::BoardsArgs, completions::CompletionsArgs,
     console::ConsoleArgs, demo::DemoArgs, exec::ExecArgs, history::HistoryArgs, lease::LeaseArgs,
     leases::LeasesArgs, man::ManArgs, power::PowerArgs, push::PushArgs, release::ReleaseArgs,
-    run::RunArgs, sim::SimArgs, status::StatusArgs,
+    run::RunArgs, sim::SimArgs, status::StatusArgs, workers::WorkersArgs,
 };
 use crate::config::parse_daemon_url;
 use clap::{Args, Parser, Subcommand};
@@ -74,6 +74,8 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Show whether leased and its lease store are up
     Status(StatusArgs),
+    /// List the workers of the lab's Prefect work pool: status, last heartbeat, runs held
+    Workers(WorkersArgs),
     /// List recorded runs: board, binary, holder, result, duration, Prefect link
     History(HistoryArgs),
     /// Run a shell command on a board you hold; its exit status is socv's

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socv_api::{
     self as api, BoardView, DaemonHealth, DrainRequest, ErrorBody, Lease, LeaseRequest,
-    PowerAction, PowerResult, QueueTicket, RenewRequest, Run, RunLogs, RunQuery, RunStart,
-    RunUpdate, TicketStatus, codes,
+    PoolWorkers, PowerAction, PowerResult, QueueTicket, RenewRequest, Run, RunLogs, RunQuery,
+    RunStart, RunUpdate, TicketStatus, codes,
 };
 use std::time::Duration;
 
@@ -114,6 +114,12 @@ impl Client {
         }
         let req = self.http.get(url);
         self.json(req, "listing boards").await
+    }
+
+    /// `GET /api/v1/workers`: the workers of leased's Prefect work pool, as Prefect sees them.
+    pub async fn workers(&self) -> Result<PoolWorkers> {
+        let req = self.request(Method::GET, &["workers"])?;
+        self.json(req, "listing the work pool's workers").await
     }
 
     /// `POST /api/v1/lease`: a board now, or a place in the queue when `wait_s` > 0.

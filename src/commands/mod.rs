@@ -17,6 +17,7 @@ pub mod release;
 pub mod run;
 pub mod sim;
 pub mod status;
+pub mod workers;
 
 use crate::cli::{Cli, Command};
 use crate::client::Client;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Leases(args) => leases::run(&client()?, args).await,
         Command::Release(args) => release::run(&client()?, args).await,
         Command::Status(args) => status::run(&client()?, args).await,
+        Command::Workers(args) => workers::run(&client()?, args).await,
         Command::History(args) => history::run(&client()?, args).await,
         Command::Board(args) => board::run(&client()?, args).await,
         Command::Power(args) => power::run(&client()?, args).await,

@@ -2,7 +2,7 @@
 //! `socv-run`, the run's tags, its state history, its console lines as logs, and its summary and
 //! test-case artifacts. Read back through Prefect's own REST API from a real Prefect server.
 
-use crate::support::simlab::{SimLeased, expect_code, stdout};
+use crate::support::simlab::{SimLeased, expect_code, stderr, stdout};
 use leased::api::Run;
 use serde_json::{Value, json};
 use socv_testkit::PrefectServer;
@@ -200,4 +200,86 @@ fn a_run_on_the_simulated_lab_is_a_flow_run_in_prefect() {
     for case in ["boots", "dma", "irq"] {
         assert!(row_text.contains(case), "{row_text}");
     }
+}
+
+#[test]
+fn socv_workers_lists_the_pools_workers_and_the_runs_they_hold() {
+    let prefect = PrefectServer::started();
+    let config = leased::config::PrefectConfig {
+        api_url: prefect.api_url(),
+        auth: None,
+        api_key: None,
+        ui_url: None,
+    };
+    let client = leased::prefect::PrefectClient::new(&config).expect("a Prefect client");
+    let lab = SimLeased::start_with(&["socA:1"], move |c| {
+        c.prefect = Some(config);
+        c.work_pool = "lab-test".into();
+    });
+    let api = PrefectApi::new(prefect.api_url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // leased lays the pool out at start, in the background: a bounded wait for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let deployment = loop {
+        if let Ok(d) = rt.block_on(client.get_json("/deployments/name/socv-run/socv-run-lab-test"))
+        {
+            break d["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "leased did not lay out the pool");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = lab.socv("ann", &["workers"]);
+    expect_code(&out, 0);
+    assert!(
+        stderr(&out).contains("work pool lab-test has no workers yet"),
+        "{}",
+        stderr(&out)
+    );
+
+    let run = api.post(
+        &format!("/deployments/{deployment}/create_flow_run"),
+        json!({"name": "t-elf-1", "work_queue_name": "p1",
+               "parameters": {"test_binary": "t.elf", "board_family": "socA", "priority": 1}}),
+    );
+    let run = run["id"].as_str().unwrap().to_owned();
+    rt.block_on(async {
+        let beat = Duration::from_secs(10);
+        client.heartbeat("lab-test", "sh-w1", beat).await.unwrap();
+        client.heartbeat("lab-test", "sh-w2", beat).await.unwrap();
+        assert!(client.claim(&run, "sh-w1").await.unwrap().is_accepted());
+        client
+            .mark_running_on(&run, "lab-test", "sh-w1", Some("Lab Site A"), "soc-a-001")
+            .await
+            .unwrap();
+    });
+
+    let out = lab.socv("ann", &["workers", "--json"]);
+    expect_code(&out, 0);
+    let seen: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(seen["pool"], "lab-test");
+    assert_eq!(
+        seen["workers"],
+        json!([
+            {"name": "sh-w1", "status": "ONLINE",
+             "last_heartbeat": seen["workers"][0]["last_heartbeat"], "location": "Lab Site A",
+             "runs": [{"flow_run_id": run, "name": "t-elf-1", "state": "Pending", "board": "soc-a-001"}]},
+            {"name": "sh-w2", "status": "ONLINE",
+             "last_heartbeat": seen["workers"][1]["last_heartbeat"], "runs": []}
+        ])
+    );
+    assert!(seen["workers"][0]["last_heartbeat"].is_string());
+    let out = lab.socv("ann", &["workers"]);
+    expect_code(&out, 0);
+    let table = stdout(&out);
+    assert!(table.contains("t-elf-1 (Pending) on soc-a-001"), "{table}");
+
+    // A leased without Prefect says so: exit 4, naming the setting.
+    let plain = SimLeased::start_with(&["socA:1"], |_| {});
+    let out = plain.socv("ann", &["workers"]);
+    expect_code(&out, 4);
+    assert!(stderr(&out).contains("PREFECT_API_URL"), "{}", stderr(&out));
 }

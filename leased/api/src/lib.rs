@@ -835,6 +835,43 @@ pub struct ChannelStatus {
     pub last_error_ms: Option<u64>,
 }
 
+/// The workers of the lab's Prefect work pool, as Prefect sees them (`GET /api/v1/workers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolWorkers {
+    /// The work pool (leased's `work_pool`).
+    pub pool: String,
+    #[serde(default)]
+    pub workers: Vec<WorkerView>,
+}
+
+/// One worker of the pool: its heartbeat as Prefect keeps it and the runs it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub name: String,
+    /// `ONLINE` or `OFFLINE` (Prefect's word: no heartbeat for three intervals).
+    pub status: String,
+    /// RFC 3339, as Prefect keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<String>,
+    /// The lab location of its runs (their `socv.location` label), when they say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Flow runs it has claimed and not ended (Pending or Running).
+    #[serde(default)]
+    pub runs: Vec<WorkerRun>,
+}
+
+/// A flow run a worker holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRun {
+    pub flow_run_id: String,
+    pub name: String,
+    /// Prefect's state name (`Pending`, `Running`, …).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+}
+
 /// Machine-readable error codes of [`ErrorBody`].
 pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
@@ -853,6 +890,10 @@ pub mod codes {
     pub const PDU_FAILED: &str = "pdu_failed";
     /// The run has ended and accepts no other state.
     pub const RUN_ENDED: &str = "run_ended";
+    /// leased has no Prefect configured (`PREFECT_API_URL`).
+    pub const NO_PREFECT: &str = "no_prefect";
+    /// Prefect did not answer, or answered an error.
+    pub const PREFECT_FAILED: &str = "prefect_failed";
     pub const INTERNAL: &str = "internal";
 }
 

@@ -57,6 +57,7 @@ fn responses() {
     golden::<PowerResult>("power_result");
     golden::<DaemonHealth>("daemon_health");
     golden::<Run>("run");
+    golden::<PoolWorkers>("pool_workers");
 }
 
 #[test]

@@ -55,6 +55,19 @@ pub struct WorkerSeen {
     pub last_heartbeat: Option<String>,
 }
 
+/// A run a worker has claimed and not ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRun {
+    pub id: String,
+    pub name: String,
+    /// Prefect's state name.
+    pub state: String,
+    /// The worker that claimed it (its `prefect.worker.name` label), once it said.
+    pub worker: Option<String>,
+    pub board: Option<String>,
+    pub location: Option<String>,
+}
+
 /// A fresh transition id (a version-4 UUID).
 pub fn transition_id() -> String {
     let mut b: [u8; 16] = rand::random();
@@ -251,6 +264,38 @@ impl PrefectClient {
             .map(|runs| {
                 runs.iter()
                     .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The runs of `pool` that workers hold (Pending or Running), with the worker and board
+    /// their labels name.
+    pub async fn held_runs(&self, pool: &str) -> Result<Vec<HeldRun>, PrefectError> {
+        let found = self
+            .post_json(
+                "/flow_runs/filter",
+                &json!({"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
+                        "work_pools": {"name": {"any_": [pool]}},
+                        "limit": 200}),
+            )
+            .await?;
+        Ok(found
+            .as_array()
+            .map(|runs| {
+                runs.iter()
+                    .filter_map(|r| {
+                        let labels = &r["labels"];
+                        let text = |v: &Value| v.as_str().map(str::to_owned);
+                        Some(HeldRun {
+                            id: r["id"].as_str()?.to_owned(),
+                            name: r["name"].as_str().unwrap_or_default().to_owned(),
+                            state: r["state_name"].as_str().unwrap_or_default().to_owned(),
+                            worker: text(&labels["prefect.worker.name"]),
+                            board: text(&labels["socv.board"]),
+                            location: text(&labels["socv.location"]),
+                        })
+                    })
                     .collect()
             })
             .unwrap_or_default())

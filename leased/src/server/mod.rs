@@ -229,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs", get(runs::list).post(runs::start))
         .route("/api/v1/runs/{id}", get(runs::read).patch(runs::update))
         .route("/api/v1/runs/{id}/logs", post(runs::logs))
+        .route("/api/v1/workers", get(workers::list))
         .route("/metrics", get(metrics::get))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

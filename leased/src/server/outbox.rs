@@ -54,6 +54,11 @@ impl Outbox {
         })
     }
 
+    /// The Prefect client, when leased has Prefect.
+    pub fn prefect(&self) -> Option<&PrefectClient> {
+        self.layout.as_ref().map(|(client, _)| client)
+    }
+
     /// New entries are in the outbox.
     pub fn wake(&self) {
         if let Some(h) = &self.handle {

@@ -6,3 +6,4 @@ pub mod lease;
 pub mod power;
 pub mod queue;
 pub mod runs;
+pub mod workers;
