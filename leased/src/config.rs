@@ -68,6 +68,9 @@ pub struct Config {
     pub ca_cert: Option<PathBuf>,
     /// Serve https with this certificate and key instead of plain http.
     pub tls: Option<TlsFiles>,
+    /// The binaries of remote runs (`artifact_dir`, `LEASED_ARTIFACT_DIR`; `artifact_max_bytes`,
+    /// `artifact_retention` in the file).
+    pub artifacts: crate::artifacts::ArtifactConfig,
 }
 
 /// The PEM files leased serves https with; re-read on SIGHUP.
@@ -151,6 +154,7 @@ impl Config {
             work_pool: crate::prefect::setup::DEFAULT_POOL.into(),
             ca_cert: None,
             tls: None,
+            artifacts: crate::artifacts::ArtifactConfig::under(&data_dir()),
         }
     }
 
@@ -161,6 +165,9 @@ impl Config {
 
     /// Refuses to listen beyond loopback without tokens, unless explicitly insecure.
     pub fn check(&self) -> anyhow::Result<()> {
+        if self.artifacts.max_bytes == 0 {
+            bail!("artifact_max_bytes must be more than 0");
+        }
         if !self.listen.ip().is_loopback() && self.tokens.is_none() && !self.insecure {
             bail!(
                 "refusing to listen on {} without API tokens: give --tokens FILE, or --insecure \
@@ -279,6 +286,12 @@ pub struct Args {
     /// and PDUs behind a private CA (SSL_CERT_FILE replaces the system's roots instead)
     #[arg(long, env = "LEASED_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Where the binaries of remote runs are kept, by sha256 [default: DATA_DIR/artifacts]
+    #[arg(long, env = "LEASED_ARTIFACT_DIR")]
+    pub artifact_dir: Option<PathBuf>,
+    /// Largest binary a remote run may upload, in bytes (413 beyond it) [default: 268435456]
+    #[arg(long, env = "LEASED_ARTIFACT_MAX_BYTES")]
+    pub artifact_max_bytes: Option<u64>,
     /// Prefect REST API that receives run history, e.g. http://127.0.0.1:4200/api
     #[arg(long, env = "PREFECT_API_URL")]
     pub prefect_url: Option<String>,
@@ -342,6 +355,10 @@ struct FileConfig {
     run_retention: Option<usize>,
     prefect_concurrency: Option<usize>,
     work_pool: Option<String>,
+    artifact_dir: Option<PathBuf>,
+    artifact_max_bytes: Option<u64>,
+    #[serde(default, with = "opt_duration")]
+    artifact_retention: Option<Duration>,
     ca_cert: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -436,6 +453,15 @@ impl Args {
             });
         }
         c.ca_cert = self.ca_cert.or(file.ca_cert);
+        if let Some(dir) = self.artifact_dir.or(file.artifact_dir) {
+            c.artifacts.dir = dir;
+        }
+        if let Some(n) = self.artifact_max_bytes.or(file.artifact_max_bytes) {
+            c.artifacts.max_bytes = n;
+        }
+        if let Some(d) = file.artifact_retention {
+            c.artifacts.retention = d;
+        }
         c.tls = match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),

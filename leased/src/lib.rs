@@ -2,6 +2,7 @@
 //! serves them over HTTP/JSON. `serve` runs it in-process (used by the binary, `socv demo` and
 //! the tests).
 
+pub mod artifacts;
 pub mod auth;
 pub mod config;
 pub mod lab;

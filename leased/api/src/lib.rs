@@ -835,6 +835,14 @@ pub struct ChannelStatus {
     pub last_error_ms: Option<u64>,
 }
 
+/// An artifact leased keeps: a remote run's binary, named by its sha256
+/// (`PUT /api/v1/artifacts/{sha256}` answers it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// The workers of the lab's Prefect work pool, as Prefect sees them (`GET /api/v1/workers`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolWorkers {

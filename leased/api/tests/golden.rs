@@ -58,6 +58,7 @@ fn responses() {
     golden::<DaemonHealth>("daemon_health");
     golden::<Run>("run");
     golden::<PoolWorkers>("pool_workers");
+    golden::<ArtifactInfo>("artifact_info");
 }
 
 #[test]

@@ -66,6 +66,8 @@ pub struct Inner {
     pub power: crate::power::PowerController,
     /// The certificate leased serves https with, when it does.
     pub tls: Option<ServerTls>,
+    /// The binaries of remote runs, by sha256.
+    pub artifacts: crate::artifacts::Artifacts,
 }
 
 impl std::ops::Deref for AppState {
@@ -175,7 +177,9 @@ pub async fn build_with_clock(
     let notifier = Notifier::new(&config.notify, http);
     let runs: Arc<dyn RunStore> = store.clone();
     let outbox = Outbox::new(&config, ca.as_ref(), runs.clone(), &clock)?;
+    let artifacts = crate::artifacts::Artifacts::new(config.artifacts.clone());
     let state = AppState(Arc::new(Inner {
+        artifacts,
         config,
         clock,
         power,
@@ -230,6 +234,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}", get(runs::read).patch(runs::update))
         .route("/api/v1/runs/{id}/logs", post(runs::logs))
         .route("/api/v1/workers", get(workers::list))
+        .route(
+            "/api/v1/artifacts/{sha256}",
+            get(artifacts::get).put(artifacts::put),
+        )
         .route("/metrics", get(metrics::get))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -9,6 +9,7 @@
 mod common;
 
 mod api;
+mod artifacts;
 mod contention;
 mod daemon;
 mod history;

@@ -1,5 +1,6 @@
 //! One file per group of endpoints (docs/architecture.md §3).
 
+pub mod artifacts;
 pub mod boards;
 pub mod health;
 pub mod lease;
