@@ -50,15 +50,20 @@ impl PrefectApi {
     }
 }
 
-#[test]
-fn a_run_on_the_simulated_lab_is_a_flow_run_in_prefect() {
-    let prefect = PrefectServer::started();
-    let config = leased::config::PrefectConfig {
+/// What leased needs to deliver to `prefect` (a server without auth).
+fn prefect_config(prefect: &PrefectServer) -> leased::config::PrefectConfig {
+    leased::config::PrefectConfig {
         api_url: prefect.api_url(),
         auth: None,
         api_key: None,
         ui_url: None,
-    };
+    }
+}
+
+#[test]
+fn a_run_on_the_simulated_lab_is_a_flow_run_in_prefect() {
+    let prefect = PrefectServer::started();
+    let config = prefect_config(&prefect);
     let lab = SimLeased::start_with(&["socA:1"], move |c| c.prefect = Some(config));
     let test = lab.dir.path().join("tap.sh");
     std::fs::write(
@@ -205,12 +210,7 @@ fn a_run_on_the_simulated_lab_is_a_flow_run_in_prefect() {
 #[test]
 fn socv_workers_lists_the_pools_workers_and_the_runs_they_hold() {
     let prefect = PrefectServer::started();
-    let config = leased::config::PrefectConfig {
-        api_url: prefect.api_url(),
-        auth: None,
-        api_key: None,
-        ui_url: None,
-    };
+    let config = prefect_config(&prefect);
     let client = leased::prefect::PrefectClient::new(&config).expect("a Prefect client");
     let lab = SimLeased::start_with(&["socA:1"], move |c| {
         c.prefect = Some(config);

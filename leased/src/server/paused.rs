@@ -46,6 +46,15 @@ impl Lab {
         }
     }
 
+    /// `POST /api/v1/lease` for a socA board as `who`, with `extra` fields (`ttl_s`).
+    async fn lease(&self, who: &str, extra: Value) -> (StatusCode, Value) {
+        let mut body = json!({"board_family": "socA"});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        self.call(Method::POST, "/api/v1/lease", who, body).await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -78,27 +87,13 @@ impl Lab {
 #[tokio::test]
 async fn a_lease_ends_when_the_clock_passes_its_ttl_and_the_board_goes_to_the_next_caller() {
     let lab = Lab::start().await;
-    let (status, lease) = lab
-        .call(
-            Method::POST,
-            "/api/v1/lease",
-            "ann@a",
-            json!({"board_family": "socA", "ttl_s": 60}),
-        )
-        .await;
+    let (status, lease) = lab.lease("ann@a", json!({"ttl_s": 60})).await;
     assert_eq!(status, StatusCode::CREATED, "{lease}");
     assert_eq!(lease["granted_at_ms"], T0);
     assert_eq!(lease["expires_at_ms"], T0 + 60_000);
     let id = lease["id"].as_str().expect("a lease id").to_owned();
 
-    let (status, refused) = lab
-        .call(
-            Method::POST,
-            "/api/v1/lease",
-            "bob@b",
-            json!({"board_family": "socA"}),
-        )
-        .await;
+    let (status, refused) = lab.lease("bob@b", json!({})).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
     assert_eq!(
         refused["error"]["code"], "no_board_available",
@@ -120,14 +115,7 @@ async fn a_lease_ends_when_the_clock_passes_its_ttl_and_the_board_goes_to_the_ne
         .call(Method::POST, &renew, "ann@a", json!({"ttl_s": 60}))
         .await;
     assert_eq!(status, StatusCode::GONE, "{gone}");
-    let (status, next) = lab
-        .call(
-            Method::POST,
-            "/api/v1/lease",
-            "bob@b",
-            json!({"board_family": "socA"}),
-        )
-        .await;
+    let (status, next) = lab.lease("bob@b", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{next}");
     assert_eq!(next["board_id"], "soc-a-001");
     assert_eq!(next["holder"], "bob@b");
@@ -137,14 +125,7 @@ async fn a_lease_ends_when_the_clock_passes_its_ttl_and_the_board_goes_to_the_ne
 #[tokio::test(start_paused = true)]
 async fn without_prefect_the_outbox_is_swept_on_the_sweepers_beat_not_before() {
     let lab = Lab::start().await;
-    let (status, lease) = lab
-        .call(
-            Method::POST,
-            "/api/v1/lease",
-            "ann@a",
-            json!({"board_family": "socA"}),
-        )
-        .await;
+    let (status, lease) = lab.lease("ann@a", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{lease}");
     let (status, run) = lab
         .call(
