@@ -835,6 +835,53 @@ pub struct ChannelStatus {
     pub last_error_ms: Option<u64>,
 }
 
+/// A test to run on the lab through its Prefect work pool (`POST /api/v1/remote-runs`): a flow
+/// run of the pool's deployment that a `socv worker` claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteRunRequest {
+    /// Chosen by the client, one per submission (a run id's alphabet): a retried request makes
+    /// no second flow run.
+    pub submission: String,
+    /// The binary: the sha256 of an artifact uploaded to leased, or an http(s):// URL.
+    pub test_binary: String,
+    pub board_family: String,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Seconds before the test is interrupted (1 to 86400; default 1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Other boards to try after a failure of the board itself (0 to 10; default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The binary's sha256, for a URL `test_binary` (checked after download).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The flow run's name as people see it (default: family and binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The flow run a remote run is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRun {
+    pub flow_run_id: String,
+    pub name: String,
+    pub pool: String,
+    /// The queue of its priority (`p1`, `p2`, `p3`).
+    pub queue: String,
+    /// Its page in Prefect's UI.
+    pub url: String,
+    /// `false`: this submission had made it before (the answer to a retried request).
+    pub created: bool,
+}
+
 /// An artifact leased keeps: a remote run's binary, named by its sha256
 /// (`PUT /api/v1/artifacts/{sha256}` answers it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

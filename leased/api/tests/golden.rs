@@ -44,6 +44,7 @@ fn requests() {
     golden::<RunUpdate>("run_update");
     golden::<RunLogs>("run_logs");
     golden::<RunQuery>("run_query");
+    golden::<RemoteRunRequest>("remote_run_request");
 }
 
 #[test]
@@ -59,6 +60,7 @@ fn responses() {
     golden::<Run>("run");
     golden::<PoolWorkers>("pool_workers");
     golden::<ArtifactInfo>("artifact_info");
+    golden::<RemoteRun>("remote_run");
 }
 
 #[test]

@@ -561,6 +561,20 @@ impl PrefectClient {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// `POST` JSON to a path under the API URL (with retries), answering also whether Prefect
+    /// made something (201) rather than found it (200), as `create_flow_run` with an
+    /// idempotency key tells.
+    pub async fn post_json_created(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Value, bool), PrefectError> {
+        let (status, _, v) = self
+            .call_with_status(Method::POST, path, Some(body))
+            .await?;
+        Ok((v, status == StatusCode::CREATED))
+    }
+
     /// `PATCH` JSON to a path under the API URL (with retries); Prefect answers 204.
     pub async fn patch_json(&self, path: &str, body: &Value) -> Result<Value, PrefectError> {
         self.call(Method::PATCH, path, Some(body)).await

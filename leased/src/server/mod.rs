@@ -234,6 +234,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}", get(runs::read).patch(runs::update))
         .route("/api/v1/runs/{id}/logs", post(runs::logs))
         .route("/api/v1/workers", get(workers::list))
+        .route("/api/v1/remote-runs", post(remote::submit))
         .route(
             "/api/v1/artifacts/{sha256}",
             get(artifacts::get).put(artifacts::put),

@@ -17,6 +17,7 @@ mod notify;
 mod power;
 mod power_snmp;
 mod prefect;
+mod prefect_remote;
 mod prefect_setup;
 mod prefect_worker;
 mod run_store_conformance;

@@ -6,5 +6,6 @@ pub mod health;
 pub mod lease;
 pub mod power;
 pub mod queue;
+pub mod remote;
 pub mod runs;
 pub mod workers;
