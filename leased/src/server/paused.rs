@@ -1,5 +1,6 @@
 //! The daemon's timed behaviour with time in the test's hands: a manual [`Clock`] for lease
-//! expiry and claims, `tokio::time::pause` for the background tasks' sleeps. Nothing here
+//! expiry and claims, `tokio::time::pause` for the background tasks' sleeps and the long-wait
+//! threshold. Nothing here
 //! sleeps for real; requests go through the router in-process on the embedded store.
 
 use super::{AppState, build_with_clock, open_store, router};
@@ -25,6 +26,11 @@ struct Lab {
 impl Lab {
     /// One socA board on a loopback port nobody listens on, leases in an embedded store.
     async fn start() -> Lab {
+        Lab::start_with(|_| {}).await
+    }
+
+    /// Like [`Lab::start`], with the configuration changed by `change`.
+    async fn start_with(change: impl FnOnce(&mut Config)) -> Lab {
         let dir = tempfile::tempdir().expect("a temp dir");
         let boards = dir.path().join("boards.yaml");
         std::fs::write(
@@ -33,7 +39,8 @@ impl Lab {
              telnet_port: 9\n    lab_location: Lab Site A\n",
         )
         .expect("writing boards.yaml");
-        let config = Config::new(&boards, StoreSpec::Embedded(dir.path().join("leases.redb")));
+        let mut config = Config::new(&boards, StoreSpec::Embedded(dir.path().join("leases.redb")));
+        change(&mut config);
         let store = open_store(&config).await.expect("the embedded store");
         let clock = Clock::manual(T0);
         let state = build_with_clock(config, store, clock.clone())
@@ -180,4 +187,37 @@ async fn without_prefect_the_outbox_is_swept_on_the_sweepers_beat_not_before() {
     );
     stop.cancel();
     sweeper.await.expect("the sweeper stops when asked");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_wait_is_notified_once_when_it_passes_the_threshold_not_before() {
+    let lab = Lab::start_with(|c| {
+        // Never sent here (the notifier is not started): the test reads what was queued.
+        c.notify.slack_webhook_url = Some("http://127.0.0.1:9/hook".into());
+        c.notify.long_wait = Some(Duration::from_secs(15 * 60));
+    })
+    .await;
+    let pending = || lab.state.notifier.status()[0].pending;
+    let (status, _) = lab.lease("ann@a", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, ticket) = lab.lease("bob@b", json!({"wait_s": 3600})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ticket}");
+    let poll = format!(
+        "/api/v1/queue/{}",
+        ticket["ticket"].as_str().expect("a ticket id")
+    );
+
+    // Bob keeps polling; 14 minutes in, nothing is said.
+    tokio::time::advance(Duration::from_secs(14 * 60)).await;
+    let (status, waiting) = lab.call(Method::GET, &poll, "bob@b", Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{waiting}");
+    assert_eq!(pending(), 0, "notified before the threshold");
+
+    // Past 15 minutes: one notification, and only one however often he polls.
+    tokio::time::advance(Duration::from_secs(2 * 60)).await;
+    for _ in 0..3 {
+        let (status, _) = lab.call(Method::GET, &poll, "bob@b", Value::Null).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(pending(), 1, "one long-wait notification");
 }
