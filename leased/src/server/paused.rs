@@ -1,7 +1,7 @@
 //! The daemon's timed behaviour with time in the test's hands: a manual [`Clock`] for lease
 //! expiry and claims, `tokio::time::pause` for the background tasks' sleeps and the long-wait
-//! threshold. Nothing here
-//! sleeps for real; requests go through the router in-process on the embedded store.
+//! threshold. Nothing here sleeps for real; requests go through the router in-process on the
+//! embedded store.
 
 use super::{AppState, build_with_clock, open_store, router};
 use crate::api::HOLDER_HEADER;
