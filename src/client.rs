@@ -458,6 +458,13 @@ pub fn api_error(doing: &str, status: StatusCode, body: &[u8]) -> Error {
         (_, codes::FORBIDDEN) | (StatusCode::FORBIDDEN, _) => {
             Error::PermissionDenied { doing, message }
         }
+        // Not a missing thing but a daemon without Prefect: said as leased says it.
+        (_, codes::NO_PREFECT) => Error::Daemon {
+            doing,
+            status: status.as_u16(),
+            code: detail.code,
+            message,
+        },
         (_, codes::NOT_FOUND) | (StatusCode::NOT_FOUND, _) => {
             Error::NotFound(format!("{doing}: {message}"))
         }

@@ -19,10 +19,13 @@ Examples:
   socv workers
   socv workers --json | jq -r '.workers[] | select(.status == \"ONLINE\") | .name'
 
+A leased without Prefect (PREFECT_API_URL), or a Prefect that does not answer it, is exit 1
+with leased's reason.
+
 Exit codes:
   0  success
-  4  leased has no Prefect configured (PREFECT_API_URL)
-  6  leased unreachable; or Prefect did not answer it")]
+  1  other failure
+  6  leased unreachable, not a socv daemon, or its store unavailable")]
 pub struct WorkersArgs {
     /// Print one JSON object (the pool and its workers) instead of a table
     #[arg(long)]

@@ -277,9 +277,9 @@ fn socv_workers_lists_the_pools_workers_and_the_runs_they_hold() {
     let table = stdout(&out);
     assert!(table.contains("t-elf-1 (Pending) on soc-a-001"), "{table}");
 
-    // A leased without Prefect says so: exit 4, naming the setting.
+    // A leased without Prefect says so: exit 1, naming the setting.
     let plain = SimLeased::start_with(&["socA:1"], |_| {});
     let out = plain.socv("ann", &["workers"]);
-    expect_code(&out, 4);
+    expect_code(&out, 1);
     assert!(stderr(&out).contains("PREFECT_API_URL"), "{}", stderr(&out));
 }
