@@ -1147,7 +1147,8 @@ fn url_without_credentials(url: &str) -> String {
     }
 }
 
-fn format_ms(ms: u64) -> String {
+/// Unix ms as Prefect writes times (RFC 3339, milliseconds).
+pub(crate) fn format_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(system_time(ms)).to_string()
 }
 

@@ -207,6 +207,7 @@ async fn ensure_queues(
     report: &mut Report,
 ) -> Result<(), PrefectError> {
     let mut ranks = queue_ranks(client, pool).await?;
+    let mut created = false;
     for (name, rank, what) in QUEUES {
         if !ranks.iter().any(|(n, _)| n == name) {
             let body = json!({
@@ -220,6 +221,7 @@ async fn ensure_queues(
             {
                 Ok(_) | Err(PrefectError::Status { status: 409, .. }) => {
                     report.changed.push(format!("created queue {pool}/{name}"));
+                    created = true;
                 }
                 Err(e) => return Err(e),
             }
@@ -227,7 +229,9 @@ async fn ensure_queues(
     }
     // Creating a queue shifts the ranks of the others: read them again, and when any of ours is
     // off, apply all three in ascending order (each PATCH shifts the queues below it).
-    ranks = queue_ranks(client, pool).await?;
+    if created {
+        ranks = queue_ranks(client, pool).await?;
+    }
     let right = QUEUES.iter().all(|(name, rank, _)| {
         ranks
             .iter()

@@ -8,9 +8,9 @@
 //! retried request that had got through reads as done ("already made this state transition")
 //! rather than as lost.
 
-use crate::client::{PrefectClient, PrefectError};
+use crate::client::{PrefectClient, PrefectError, format_ms};
 use serde_json::{Value, json};
-use socv_api::time::{now_ms, system_time};
+use socv_api::time::now_ms;
 use std::time::Duration;
 
 /// A run waiting in one of the pool's queues.
@@ -76,10 +76,6 @@ pub fn transition_id() -> String {
     socv_api::uuid_text(&b)
 }
 
-fn iso(ms: u64) -> String {
-    humantime::format_rfc3339_millis(system_time(ms)).to_string()
-}
-
 impl PrefectClient {
     /// Registers or refreshes `worker` in `pool` (the first heartbeat creates it); Prefect shows
     /// it OFFLINE about three intervals after the last one.
@@ -115,7 +111,7 @@ impl PrefectClient {
                 &path,
                 &json!({
                     "work_queue_names": queues,
-                    "scheduled_before": iso(before),
+                    "scheduled_before": format_ms(before),
                     "limit": limit.clamp(1, 200),
                 }),
             )
@@ -156,7 +152,7 @@ impl PrefectClient {
     ) -> Result<Answer, PrefectError> {
         let mut details = json!({"transition_id": transition_id()});
         if let Some(at) = scheduled_at {
-            details["scheduled_time"] = Value::String(iso(at));
+            details["scheduled_time"] = Value::String(format_ms(at));
         }
         let path = format!("/flow_runs/{flow_run_id}/set_state");
         let v = self

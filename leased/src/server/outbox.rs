@@ -111,7 +111,7 @@ async fn lay_out(client: PrefectClient, pool: String, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             r = setup::ensure(&client, &pool) => r,
         };
-        match outcome {
+        match &outcome {
             Ok(report) if report.changed.is_empty() => {
                 tracing::info!(pool = %pool, deployment = %report.deployment_id, "Prefect's work pool and deployment are as they should be");
                 return;
@@ -124,11 +124,6 @@ async fn lay_out(client: PrefectClient, pool: String, stop: CancellationToken) {
             // it too; meanwhile this tries again only at the longest wait.
             Err(e) if e.is_configuration() => {
                 tracing::debug!(error = %e, pool = %pool, "laying out Prefect: a setting to fix");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(LAYOUT_BACKOFF.max) => {}
-                }
-                continue;
             }
             Err(e) => {
                 let text = e.to_string();
@@ -140,9 +135,13 @@ async fn lay_out(client: PrefectClient, pool: String, stop: CancellationToken) {
                 }
             }
         }
+        let wait = match &outcome {
+            Err(e) if e.is_configuration() => LAYOUT_BACKOFF.max,
+            _ => waits.next_wait(),
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(waits.next_wait()) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
